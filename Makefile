@@ -1,0 +1,42 @@
+# SigDL: two commands set everything up on a fresh machine.
+#   make run   creates .venv, installs the core and every plugin, runs `sigdl run`
+#   make test  the same install, then the whole test suite
+#   make bench the same install, then the benchmarks in bench/ (figures in bench/results/)
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+SIGDL  := $(VENV)/bin/sigdl
+# Every plugin is its own distribution; install them all, editable.
+PLUGIN_PROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
+PLUGIN_DIRS     := $(patsubst %/pyproject.toml,%,$(PLUGIN_PROJECTS))
+STAMP  := $(VENV)/.sigdl-installed
+# pytest workers: 2 on the 2-core CI machine; override with `make test WORKERS=0`.
+WORKERS ?= 2
+
+.PHONY: install run test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip setuptools wheel
+
+# torch is pinned first: the local CPU wheel; any looser range pulls GBs of CUDA packages.
+$(STAMP): $(PY) pyproject.toml $(PLUGIN_PROJECTS)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[test]' $(addprefix -e ,$(PLUGIN_DIRS))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(SIGDL) run
+
+test: install
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
+bench: install
+	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) sigdl-runs .pytest_cache

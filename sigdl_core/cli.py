@@ -1,0 +1,449 @@
+"""The ``sigdl`` command: the blocks of the flow as verbs, and ``run`` chaining them.
+
+Exit codes, for CI: 0 the budget was met (or the command did its job), 1 the budget was
+missed, 2 bad input — answered with one line on standard error, never a traceback.
+``--json`` prints machine-readable output on standard output and nothing else there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
+
+from . import __version__
+from .errors import BadInputError, SigdlError
+from .files import read_regular_file, to_json
+from .plugins import LoadedPlugins, load_plugins
+
+# --------------------------------------------------------------------------- errors → exit 2
+
+
+class SigdlGroup(TyperGroup):
+    """Answers bad input with one line and exit code 2, for every command."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except SigdlError as exc:
+            _fail(exc.one_line(), exc.exit_code)
+        except TyperException as exc:  # typer's usage errors: bad option, missing argument …
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                sys.stdout.write(ctx.get_help() + "\n")
+                sys.exit(0)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            _fail(" ".join(exc.format_message().split()) + where, 2)
+        except typer.Abort:
+            _fail("interrupted", 130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(line: str, code: int) -> None:
+    sys.stderr.write(f"sigdl: error: {line}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=SigdlGroup,
+    name="sigdl",
+    help="SigDL: train, compress, retrain and re-test deep-learning models on emulated "
+    "embedded targets, until the target's budget is met.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+# --------------------------------------------------------------------------- plugins
+
+_override: list[tuple[bool, Sequence[tuple[str, object]]]] = []
+
+
+@contextlib.contextmanager
+def use_plugins(extra: Sequence[tuple[str, object]], entry_points: bool = False) -> Iterator[None]:
+    """Makes the CLI load ``extra`` plugins (and entry points only if asked); for tests."""
+    _override.append((entry_points, extra))
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+def get_plugins(tolerate_conflicts: bool = False) -> LoadedPlugins:
+    """The plugins for this command: installed ones, or those :func:`use_plugins` gave."""
+    if _override:
+        entry_points, extra = _override[-1]
+        return load_plugins(entry_points=entry_points, extra=extra, tolerate_conflicts=tolerate_conflicts)
+    return load_plugins(tolerate_conflicts=tolerate_conflicts)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sigdl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """SigDL: train, compress, retrain and re-test models on emulated embedded targets."""
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print no progress, only the result.")]
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(to_json(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _print(renderable: Any) -> None:
+    from .display import stdout
+
+    stdout.print(renderable, soft_wrap=isinstance(renderable, str))
+
+
+# --------------------------------------------------------------------------- listings
+
+
+@app.command("plugins")
+def plugins_cmd(json_out: JsonOpt = False) -> None:
+    """List installed plugins: distribution, version, hooks and state."""
+    loaded = get_plugins(tolerate_conflicts=True)
+    records = [r.to_dict() for r in loaded.records]
+    conflicts = [c.one_line() for c in loaded.registry.conflicts]
+    if json_out:
+        _emit_json({"plugins": records, "conflicts": conflicts})
+        return
+    from .display import table
+
+    if not records:
+        _print("No SigDL plugins are installed. Install one, e.g. pip install sigdl-framework-torch.")
+        return
+    rows = [[r["name"], r["distribution"], r["version"],
+             "ok" if r["state"] == "ok" else f"failed: {r['error']}", ", ".join(r["hooks"])]
+            for r in records]
+    _print(table("SigDL plugins", ["plugin", "distribution", "version", "state", "hooks"], rows))
+    for line in conflicts:
+        _print(f"conflict: {line}")
+
+
+def _listing(kind: str, headers: list[str], row: Any, json_out: bool, title: str) -> None:
+    loaded = get_plugins()
+    specs = loaded.registry.specs(kind)
+    if json_out:
+        _emit_json([_spec_dict(s) for s in specs])
+        return
+    from .display import table
+
+    if not specs:
+        _print(f"No {title.lower()} are registered; install a plugin that provides them (sigdl plugins).")
+        return
+    _print(table(title, headers, [row(s) for s in specs]))
+
+
+def _spec_dict(spec: Any) -> dict[str, Any]:
+    if hasattr(spec, "to_dict"):
+        return spec.to_dict()
+    out = {}
+    for name in spec.__dataclass_fields__:
+        value = getattr(spec, name)
+        if callable(value):
+            continue
+        out[name] = list(value) if isinstance(value, tuple) else dict(value) if hasattr(value, "items") else value
+    return out
+
+
+@app.command("frameworks")
+def frameworks_cmd(json_out: JsonOpt = False) -> None:
+    """List frameworks."""
+    _listing("framework", ["name", "reads", "description", "plugin"],
+             lambda s: [s.name, " ".join(s.suffixes), s.description, s.source], json_out, "Frameworks")
+
+
+@app.command("models")
+def models_cmd(json_out: JsonOpt = False) -> None:
+    """List model architectures."""
+    _listing("model", ["name", "framework", "input", "classes", "parameters", "description"],
+             lambda s: [s.name, s.framework, "×".join(map(str, s.input_shape)), s.num_classes,
+                        f"{s.parameters:,}", s.description], json_out, "Models")
+
+
+@app.command("datasets")
+def datasets_cmd(json_out: JsonOpt = False) -> None:
+    """List datasets."""
+    _listing("dataset", ["name", "description", "plugin"],
+             lambda s: [f"{s.name}:{s.argument}" if s.argument else s.name, s.description, s.source],
+             json_out, "Datasets")
+
+
+@app.command("compressors")
+def compressors_cmd(json_out: JsonOpt = False) -> None:
+    """List compressors and their parameters."""
+    _listing("compressor", ["name", "description", "parameters", "plugin"],
+             lambda s: [s.name, s.description, ", ".join(s.params), s.source], json_out, "Compressors")
+
+
+@app.command("targets")
+def targets_cmd(json_out: JsonOpt = False) -> None:
+    """List embedded targets with their datasheet figures."""
+    def row(s: Any) -> list[Any]:
+        peaks = ", ".join(f"{k} {v / 1e9:g} G" for k, v in s.peak_ops.items())
+        return [s.name, s.title, s.cores, f"{s.clock_hz / 1e9:g} GHz", f"{s.memory_bytes / 2**30:g} GiB",
+                f"{s.memory_bandwidth / 1e9:g} GB/s", peaks, f"{s.tdp_w:g} W", s.emulator]
+
+    _listing("target", ["name", "board", "cores", "clock", "memory", "bandwidth", "peak ops/s",
+                        "power", "emulator"], row, json_out, "Targets")
+
+
+@app.command("emulators")
+def emulators_cmd(json_out: JsonOpt = False) -> None:
+    """List emulators."""
+    _listing("emulator", ["name", "description", "plugin"],
+             lambda s: [s.name, s.description, s.source], json_out, "Emulators")
+
+
+# --------------------------------------------------------------------------- train, test, run
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="A model name (sigdl models) or a model file.")]
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", "-d", help="A dataset: name or name:argument (sigdl datasets).")]
+FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="The framework (default: the model's own).")]
+EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="Training epochs.")]
+LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Initial learning rate.")]
+BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Samples per optimizer step.")]
+OptimizerOpt = Annotated[Optional[str], typer.Option("--optimizer", help="sgd or adam.")]
+ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="constant, step or cosine.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of every random choice.")]
+
+
+def _recipe(path: Path | None, **overrides: Any) -> Any:
+    from .recipe import Recipe
+
+    recipe = Recipe.from_file(path) if path is not None else Recipe()
+    return recipe.with_overrides(**overrides)
+
+
+def _observer(quiet: bool, json_out: bool) -> Any:
+    from .loop import SilentObserver
+
+    if quiet or json_out:
+        return contextlib.nullcontext(SilentObserver())
+    from .display import ProgressObserver
+
+    return ProgressObserver()
+
+
+def _baseline_table(report: dict[str, Any]) -> Any:
+    from .display import table
+    from .report import human_bytes, percent
+
+    b = report["baseline"]
+    return table(
+        "Baseline",
+        ["model", "dataset", "parameters", "fp32 weights", "top-1", "top-5", "seconds", "run folder"],
+        [[report["model"]["architecture"], report["dataset"]["name"], f"{b['parameters']:,}",
+          human_bytes(b["weights_bytes"]), percent(b["accuracy"]), percent(b["top5"]),
+          f"{report['seconds']:.1f}", report.get("run_dir", "")]],
+    )
+
+
+@app.command("run")
+def run_cmd(
+    recipe: Annotated[Optional[Path], typer.Argument(help="A recipe file (YAML or TOML); none: the built-in default.")] = None,
+    model: ModelOpt = None,
+    dataset: DatasetOpt = None,
+    framework: FrameworkOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: BatchOpt = None,
+    optimizer: OptimizerOpt = None,
+    schedule: ScheduleOpt = None,
+    seed: SeedOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: sigdl-runs/<time>-<model>).")] = None,
+    example: Annotated[bool, typer.Option("--example", help="Print a commented example recipe and exit.")] = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the loop: build or load, train, test, export; write the run folder and report."""
+    if example:
+        from .recipe import EXAMPLE
+
+        sys.stdout.write(EXAMPLE)
+        return
+    from .loop import Session, SilentObserver, default_run_dir, run_baseline
+
+    r = _recipe(recipe, model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,
+                batch_size=batch_size, optimizer=optimizer, schedule=schedule, seed=seed)
+    plugins = get_plugins()
+    run_dir = out if out is not None else default_run_dir(r.model)
+    Session(plugins, r, run_dir, SilentObserver()).check()
+    with _observer(quiet, json_out) as observer:
+        report = run_baseline(Session(plugins, r, run_dir, observer))
+    report["run_dir"] = str(run_dir)
+    if json_out:
+        _emit_json(report)
+    else:
+        _print(_baseline_table(report))
+    if not report.get("met", True):
+        raise typer.Exit(1)
+
+
+@app.command("train")
+def train_cmd(
+    model: ModelOpt = None,
+    dataset: DatasetOpt = None,
+    framework: FrameworkOpt = None,
+    epochs: EpochsOpt = None,
+    lr: LrOpt = None,
+    batch_size: BatchOpt = None,
+    optimizer: OptimizerOpt = None,
+    schedule: ScheduleOpt = None,
+    seed: SeedOpt = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Take settings from a recipe file.")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the trained model (default: <model>.pt).")] = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a model and save it."""
+    from .loop import Session, SilentObserver
+
+    r = _recipe(recipe, model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,
+                batch_size=batch_size, optimizer=optimizer, schedule=schedule, seed=seed)
+    plugins = get_plugins()
+    Session(plugins, r, Path("."), SilentObserver()).check()
+    with _observer(quiet, json_out) as observer:
+        session = Session(plugins, r, Path("."), observer)
+        with session.stage("load", {"model": r.model, "dataset": r.dataset}):
+            fw = plugins.registry.framework(session.framework_name())
+            data = session.load_data()
+            m, _ = session.obtain_model(fw, data)
+        target = out if out is not None else Path(f"{Path(r.model).stem}{(plugins.registry.get('framework', fw.name).suffixes or ('.model',))[0]}")
+        with session.stage("train", r.train.to_dict()):
+            history = fw.train(m, data, r.train, progress=observer.progress)
+        with session.stage("test", {"split": "test"}):
+            acc = None if data.timing_only else fw.evaluate(m, data, "test")
+        fw.save(m, target)
+    result = {"model": m.architecture, "dataset": data.name, "file": str(target),
+              "accuracy": acc.to_dict() if acc else None, "train": history.to_dict()}
+    if json_out:
+        _emit_json(result)
+        return
+    from .display import table
+    from .report import percent
+
+    _print(table("Trained", ["model", "dataset", "top-1", "top-5", "seconds", "saved to"],
+                 [[m.architecture, data.name, percent(acc.top1 if acc else None),
+                   percent(acc.top5 if acc else None), f"{history.seconds:.1f}", str(target)]]))
+
+
+@app.command("test")
+def test_cmd(
+    model_file: Annotated[Path, typer.Argument(help="A model file: a framework checkpoint or an ONNX model.")],
+    dataset: DatasetOpt = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Re-test on this target's emulator (repeatable).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The architecture, for a bare state_dict file.")] = None,
+    seed: SeedOpt = None,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Test a model: its accuracy, or with --target its emulated latency, fps, memory, power."""
+    plugins = get_plugins()
+    registry = plugins.registry
+    read_regular_file(model_file, "model file")
+    data = registry.load_dataset(dataset, seed or 0) if dataset else None
+    is_onnx = model_file.suffix.lower() == ".onnx"
+    if not target:
+        if is_onnx:
+            raise BadInputError("testing an ONNX file needs a target", "add --target NAME (sigdl targets)")
+        if data is None:
+            raise BadInputError("testing a model's accuracy needs data", "add --dataset NAME (sigdl datasets)")
+        fw = registry.framework(registry.framework_for_file(model_file))
+        m = fw.load(model_file, architecture=model)
+        acc = fw.evaluate(m, data, "test")
+        result = {"model": str(model_file), "dataset": data.name, "accuracy": acc.to_dict()}
+        if json_out:
+            _emit_json(result)
+            return
+        from .display import table
+        from .report import percent
+
+        _print(table("Test", ["model", "dataset", "samples", "top-1", "top-5"],
+                     [[str(model_file), data.name, acc.samples, percent(acc.top1), percent(acc.top5)]]))
+        return
+
+    specs = [registry.get("target", t) for t in target]
+    for spec in specs:
+        registry.get("emulator", spec.emulator)
+    with tempfile.TemporaryDirectory(prefix="sigdl-test-") as tmp:
+        onnx_path = model_file
+        if not is_onnx:
+            fw = registry.framework(registry.framework_for_file(model_file))
+            m = fw.load(model_file, architecture=model)
+            onnx_path = fw.export_onnx(m, Path(tmp) / "model.onnx")
+        reports = []
+        with _observer(quiet, json_out) as observer:
+            for spec in specs:
+                observer.stage_started("emulate", {"target": spec.name})
+                rep = registry.emulator(spec.emulator).emulate(onnx_path, spec, data, {})
+                observer.stage_finished("emulate", {"seconds": rep.extra.get("seconds", 0)})
+                reports.append(rep)
+    if json_out:
+        _emit_json({"model": str(model_file), "dataset": data.name if data else None,
+                    "targets": {r.target: r.to_dict() for r in reports}})
+        return
+    _print(comparison_table(reports))
+    for r in reports:
+        for w in r.warnings:
+            _print(f"[yellow]warning[/] {r.target}: {w}")
+
+
+def comparison_table(reports: Sequence[Any]) -> Any:
+    """Targets side by side: one column per target, one row per measure, with its method."""
+    from .display import table
+    from .report import human_bytes, percent
+
+    def fmt(v: Any, unit: str = "") -> str:
+        if v is None:
+            return "—"
+        return f"{v:.3g}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+    def method(r: Any, key: str) -> str:
+        p = r.provenance.get(key)
+        return f" ({p.method.value})" if p else ""
+
+    rows = [
+        ["top-1"] + [(percent(r.accuracy.top1) if r.accuracy else "—") + method(r, "accuracy") for r in reports],
+        ["latency p50"] + [fmt(r.latency_ms_p50, " ms") + method(r, "latency_ms_p50") for r in reports],
+        ["latency p95"] + [fmt(r.latency_ms_p95, " ms") + method(r, "latency_ms_p95") for r in reports],
+        ["fps (batch 1)"] + [fmt(r.fps_batch1) + method(r, "fps_batch1") for r in reports],
+        ["fps (best batch)"] + [f"{fmt(r.fps_best)} @ {r.best_batch or '—'}" + method(r, "fps_best") for r in reports],
+        ["peak memory"] + [f"{human_bytes(r.peak_memory_bytes)} / {human_bytes(r.memory_limit_bytes)}"
+                           + method(r, "peak_memory_bytes") for r in reports],
+        ["power"] + [fmt(r.power_w, " W") + method(r, "power_w") for r in reports],
+        ["energy / inference"] + [fmt(r.energy_mj, " mJ") + method(r, "energy_mj") for r in reports],
+        ["fits"] + ["yes" if r.fits else "NO" for r in reports],
+    ]
+    return table("Re-test on targets", ["", *[r.target for r in reports]], rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``sigdl`` console script."""
+    app(args=list(argv) if argv is not None else None, prog_name="sigdl")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

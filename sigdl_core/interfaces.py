@@ -1,0 +1,565 @@
+"""The framework-neutral interfaces that SigDL's plugins speak.
+
+Four kinds of plugin meet here (``../DESIGN.md``):
+
+* a **framework** (:class:`Framework`) builds, loads, trains, evaluates and exports models of
+  one deep-learning framework, and shows the core a model's weights as named NumPy arrays;
+* a **compressor** (:class:`Compressor`) works on those named arrays, framework-neutral, and
+  hands back compressed weights, a *projection* that keeps retraining inside the compressed
+  form, and the per-layer encoding it chose;
+* a **target** (:class:`TargetSpec`) is one board's datasheet as data, naming the emulator
+  that re-tests on it;
+* an **emulator** (:class:`Emulator`) re-tests an ONNX model on a target and says, for every
+  number, how it was obtained (:class:`Method`).
+
+Plugins register *specs*: frozen dataclasses with a unique ``name``. A spec holds data and,
+where work is needed, a zero-argument ``factory`` that builds the working object on first use,
+so that listing plugins never imports torch, tensorflow or onnxruntime.
+
+This module imports nothing heavy; NumPy appears in annotations only.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from .errors import InvalidValueError, UnsupportedModelError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    import numpy as np
+
+#: What a named weight array is, so that a compressor can treat layers by kind (Deep
+#: Compression gives conv layers 8 bits and fully connected ones 5, say).
+LayerKind = Literal["conv", "depthwise", "fc", "norm", "bias", "other"]
+
+#: Kinds that hold the bulk of a model's weights and that compressors work on by default.
+COMPRESSIBLE_KINDS: frozenset[str] = frozenset({"conv", "depthwise", "fc"})
+
+#: Called after every optimizer step with the model's weights as NumPy arrays that share
+#: memory with the framework's own tensors; it edits them in place (re-applies a pruning
+#: mask, re-ties shared weights). Only the arrays it is given are to be touched.
+Projection = Callable[[dict[str, "np.ndarray"]], None]
+
+
+class ProgressCallback(Protocol):
+    """Reports progress of long work: ``callback(description, completed, total)``."""
+
+    def __call__(self, description: str, completed: int, total: int) -> None: ...
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class ArrayDataset:
+    """A labelled dataset held as NumPy arrays, split into train and test.
+
+    ``x_*`` are float32 with the sample axis first, laid out as the model takes them
+    (``N×C×H×W`` for images); ``y_*`` are int64 class indices. ``timing_only`` marks data
+    whose labels mean nothing (``synthetic:``): reports then give no accuracy.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    timing_only: bool = False
+    description: str = ""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample, without the batch axis."""
+        return tuple(int(d) for d in self.x_test.shape[1:])
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "train": int(len(self.y_train)),
+            "test": int(len(self.y_test)),
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "timing_only": self.timing_only,
+        }
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Top-1 and top-5 accuracy as fractions in [0, 1], on ``samples`` samples."""
+
+    top1: float
+    top5: float
+    samples: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"top1": self.top1, "top5": self.top5, "samples": self.samples}
+
+
+_OPTIMIZERS = ("sgd", "adam")
+_SCHEDULES = ("constant", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train: optimizer, learning-rate schedule, batch size, epochs and seed.
+
+    ``schedule`` is ``constant``, ``step`` (multiply by ``gamma`` every ``step_size`` epochs)
+    or ``cosine`` (anneal to zero over the run). Training under one seed is deterministic.
+    """
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    step_size: int = 5
+    gamma: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str) -> InvalidValueError:
+            return InvalidValueError(f"training setting '{name}'={getattr(self, name)!r} {why}")
+
+        if not isinstance(self.epochs, int) or self.epochs < 0:
+            raise bad("epochs", "must be a whole number >= 0")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise bad("batch_size", "must be a whole number >= 1")
+        if self.optimizer not in _OPTIMIZERS:
+            raise bad("optimizer", f"is not one of {', '.join(_OPTIMIZERS)}")
+        if self.schedule not in _SCHEDULES:
+            raise bad("schedule", f"is not one of {', '.join(_SCHEDULES)}")
+        for name in ("lr", "momentum", "weight_decay", "gamma"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise bad(name, "must be a finite number >= 0")
+        if self.lr == 0:
+            raise bad("lr", "must be > 0")
+        if not isinstance(self.step_size, int) or self.step_size < 1:
+            raise bad("step_size", "must be a whole number >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class TrainHistory:
+    """What training did: per-epoch mean loss and train accuracy, and the seconds it took."""
+
+    loss: list[float] = field(default_factory=list)
+    train_top1: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "train_top1": self.train_top1, "seconds": self.seconds}
+
+
+@dataclass
+class Model:
+    """A framework's model together with what the core needs to know about it.
+
+    ``native`` is the framework's own object (a ``torch.nn.Module``, a Keras model); only the
+    framework that made it looks inside.
+    """
+
+    framework: str
+    architecture: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    native: Any
+
+
+# --------------------------------------------------------------------------- frameworks
+
+
+class Framework(ABC):
+    """Builds, loads, trains, evaluates and exports the models of one framework."""
+
+    name: str = ""
+
+    @abstractmethod
+    def build(
+        self, architecture: str, input_shape: Sequence[int], num_classes: int, seed: int = 0
+    ) -> Model:
+        """A freshly initialised model of a registered architecture (see ``sigdl_models``)."""
+
+    @abstractmethod
+    def load(
+        self,
+        path: Path,
+        architecture: str | None = None,
+        input_shape: Sequence[int] | None = None,
+        num_classes: int | None = None,
+    ) -> Model:
+        """A model read from ``path`` safely: loading never runs code that came in the file.
+
+        A bare weights file (a state_dict) needs ``architecture`` to know what to build.
+        Raises :class:`~sigdl_core.errors.ModelFileError` for a missing, corrupt or unsafe file.
+        """
+
+    @abstractmethod
+    def save(self, model: Model, path: Path) -> Path:
+        """Writes ``model`` to ``path`` atomically, in a form :meth:`load` reads back."""
+
+    @abstractmethod
+    def train(
+        self,
+        model: Model,
+        data: ArrayDataset,
+        settings: TrainSettings,
+        projection: Projection | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainHistory:
+        """Trains in place; ``projection`` runs after every optimizer step."""
+
+    @abstractmethod
+    def evaluate(
+        self, model: Model, data: ArrayDataset, split: Literal["train", "test"] = "test"
+    ) -> Accuracy:
+        """Top-1 and top-5 accuracy on one split."""
+
+    @abstractmethod
+    def get_weights(self, model: Model) -> dict[str, np.ndarray]:
+        """Copies of the model's float state as named float32 arrays, in model order.
+
+        That is every parameter and every float buffer (batch-norm running statistics),
+        so that the arrays alone restore the model; :meth:`layer_kinds` tells them apart.
+        """
+
+    @abstractmethod
+    def set_weights(self, model: Model, weights: Mapping[str, np.ndarray]) -> None:
+        """Writes the named arrays back; names not given keep their values.
+
+        An array whose shape differs from the parameter's (a structurally pruned layer)
+        is accepted where the framework can reshape the layer consistently.
+        """
+
+    @abstractmethod
+    def layer_kinds(self, model: Model) -> dict[str, LayerKind]:
+        """The :data:`LayerKind` of every named weight of :meth:`get_weights`."""
+
+    @abstractmethod
+    def export_onnx(self, model: Model, path: Path, batch_size: int = 1) -> Path:
+        """Writes an ONNX model checked by ``onnx.checker``, input ``input``, output ``logits``.
+
+        The batch axis is dynamic; ``batch_size`` only sets the example used for tracing.
+        """
+
+    @abstractmethod
+    def parameter_count(self, model: Model) -> int:
+        """The number of trainable parameters (buffers not counted)."""
+
+    def channel_groups(self, model: Model) -> list[ChannelGroup]:
+        """The model's channels that structured pruning must remove together.
+
+        Raises :class:`~sigdl_core.errors.UnsupportedModelError` where the framework
+        cannot trace the model's graph.
+        """
+        raise UnsupportedModelError(
+            f"framework '{self.name}' cannot list the channel groups of '{model.architecture}'",
+            "use unstructured (magnitude) pruning for this model",
+        )
+
+
+@dataclass(frozen=True)
+class ChannelSlice:
+    """Channels of one named weight along ``axis``: channel ``c`` of the group is the
+    ``span`` consecutive entries starting at ``offset + c * span`` (``span`` > 1 where a
+    flatten turns each conv channel into H×W features of a fully connected layer)."""
+
+    name: str
+    axis: int
+    offset: int = 0
+    span: int = 1
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """``size`` channels that structured pruning keeps or removes together.
+
+    ``producers`` make the channels (a conv's or linear layer's weight and bias along axis
+    0); their norms rank the channels. ``followers`` are per-channel arrays that go with them
+    (batch-norm parameters and running statistics, a depthwise conv's filters).
+    ``consumers`` read the channels (the next layer's weight along its input axis). Removing
+    channel ``c`` slices all three. ``prunable`` is False for the model's output.
+    """
+
+    size: int
+    producers: tuple[ChannelSlice, ...]
+    followers: tuple[ChannelSlice, ...] = ()
+    consumers: tuple[ChannelSlice, ...] = ()
+    prunable: bool = True
+
+
+# --------------------------------------------------------------------------- compressors
+
+
+@dataclass
+class LayerEncoding:
+    """How one named weight was compressed, for reports and for the ``.sigdl`` writer.
+
+    ``kept`` is the number of non-zero weights kept, ``weight_bits`` the bits spent on the
+    weight values and ``index_bits`` on their positions (all summed over the layer).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    kept: int
+    weight_bits: int
+    index_bits: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return int(math.prod(self.shape))
+
+
+@dataclass
+class CompressionResult:
+    """What a compressor hands on: weights, a projection, per-layer encodings and state.
+
+    ``state`` carries what later stages need (pruning masks under ``"masks"``, shared-weight
+    codebooks and indices under ``"codebooks"``/``"indices"``), so that compressors chain
+    as in Deep Compression: prune → quantize → encode.
+    """
+
+    weights: dict[str, np.ndarray]
+    projection: Projection | None = None
+    layers: dict[str, LayerEncoding] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class Compressor(ABC):
+    """Compresses named weight arrays, framework-neutral."""
+
+    name: str = ""
+
+    @abstractmethod
+    def compress(
+        self,
+        weights: Mapping[str, np.ndarray],
+        kinds: Mapping[str, LayerKind],
+        params: Mapping[str, Any],
+        previous: CompressionResult | None = None,
+    ) -> CompressionResult:
+        """Compresses ``weights`` with ``params``; ``previous`` is the prior stage's result.
+
+        Raises :class:`~sigdl_core.errors.InvalidValueError` for a bad parameter (naming it).
+        """
+
+
+# --------------------------------------------------------------------------- targets, emulators
+
+
+class Method(str, enum.Enum):
+    """How an emulator obtained a number, from most to least direct."""
+
+    EXECUTED = "executed"
+    """Run for real on this host under the target's limits (cores, memory), then scaled."""
+    BIT_EXACT = "bit-exact"
+    """Computed by a software emulation of the target's arithmetic, bit for bit."""
+    ANALYTICAL = "analytical"
+    """Predicted by a model (roofline, datasheet power) without running the target's code."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The method behind one reported number and how far to trust it, in words."""
+
+    method: Method
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"method": self.method.value, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One board's datasheet as data; every figure's source belongs in a comment beside it.
+
+    ``peak_ops`` maps a number format (``fp32``, ``fp16``, ``int8``, ``int16``) to peak
+    operations per second (a multiply-accumulate counts as two). ``emulator`` names the
+    emulator (``sigdl_emulators``) that re-tests on this target.
+    """
+
+    name: str
+    title: str
+    emulator: str
+    cores: int
+    clock_hz: float
+    memory_bytes: int
+    memory_bandwidth: float  # bytes per second
+    peak_ops: Mapping[str, float]
+    tdp_w: float
+    idle_w: float = 0.0
+    formats: tuple[str, ...] = ("fp32",)
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""  # filled in by the core: the plugin that registered it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "emulator": self.emulator,
+            "cores": self.cores,
+            "clock_hz": self.clock_hz,
+            "memory_bytes": self.memory_bytes,
+            "memory_bandwidth": self.memory_bandwidth,
+            "peak_ops": dict(self.peak_ops),
+            "tdp_w": self.tdp_w,
+            "idle_w": self.idle_w,
+            "formats": list(self.formats),
+            "description": self.description,
+            "extra": dict(self.extra),
+            "source": self.source,
+        }
+
+
+@dataclass
+class EmulationReport:
+    """What re-testing a model on one target found, with the method behind every number."""
+
+    target: str
+    emulator: str
+    accuracy: Accuracy | None = None
+    latency_ms_p50: float | None = None
+    latency_ms_p95: float | None = None
+    fps_batch1: float | None = None
+    fps_best: float | None = None
+    best_batch: int | None = None
+    peak_memory_bytes: int | None = None
+    memory_limit_bytes: int | None = None
+    power_w: float | None = None
+    energy_mj: float | None = None
+    fits: bool = True
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "emulator": self.emulator,
+            "accuracy": self.accuracy.to_dict() if self.accuracy else None,
+            "latency_ms_p50": self.latency_ms_p50,
+            "latency_ms_p95": self.latency_ms_p95,
+            "fps_batch1": self.fps_batch1,
+            "fps_best": self.fps_best,
+            "best_batch": self.best_batch,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "memory_limit_bytes": self.memory_limit_bytes,
+            "power_w": self.power_w,
+            "energy_mj": self.energy_mj,
+            "fits": self.fits,
+            "provenance": {k: v.to_dict() for k, v in self.provenance.items()},
+            "warnings": list(self.warnings),
+            "extra": self.extra,
+        }
+
+
+class Emulator(ABC):
+    """Re-tests an ONNX model on a target."""
+
+    name: str = ""
+
+    @abstractmethod
+    def emulate(
+        self,
+        onnx_path: Path,
+        target: TargetSpec,
+        data: ArrayDataset | None,
+        options: Mapping[str, Any] | None = None,
+    ) -> EmulationReport:
+        """Accuracy (unless ``data`` is None or timing-only), latency, fps, memory, power."""
+
+
+# --------------------------------------------------------------------------- registration specs
+
+
+@dataclass(frozen=True)
+class FrameworkSpec:
+    """A framework: ``factory()`` builds its :class:`Framework` on first use.
+
+    ``suffixes`` are the model-file endings it reads (``.pt``), so that ``sigdl test
+    model.pt`` finds the framework by the file's name.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[], Framework]
+    suffixes: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An architecture a framework can build, with its canonical sizes.
+
+    ``parameters`` is the canonical trainable-parameter count at ``input_shape`` and
+    ``num_classes``; ``dataset`` is the dataset it is usually trained on, if it is small.
+    """
+
+    name: str
+    framework: str
+    description: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    parameters: int
+    dataset: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset. ``loader(argument, seed)`` returns an :class:`ArrayDataset`.
+
+    ``argument`` names what follows a colon on the command line (``DIR`` for
+    ``mnist-idx:DIR``), or is ``None`` when the dataset takes none.
+    """
+
+    name: str
+    description: str
+    loader: Callable[[str | None, int], ArrayDataset]
+    argument: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class CompressorSpec:
+    """A compressor. ``params`` documents its parameters: name → one-line description."""
+
+    name: str
+    description: str
+    factory: Callable[[], Compressor]
+    params: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class EmulatorSpec:
+    """An emulator. ``factory()`` builds its :class:`Emulator` on first use."""
+
+    name: str
+    description: str
+    factory: Callable[[], Emulator]
+    source: str = ""
+
+
+#: The registration hooks and the spec type each one returns, in listing order.
+SPEC_TYPES: dict[str, type] = {
+    "framework": FrameworkSpec,
+    "model": ModelSpec,
+    "dataset": DatasetSpec,
+    "compressor": CompressorSpec,
+    "target": TargetSpec,
+    "emulator": EmulatorSpec,
+}

@@ -1,0 +1,134 @@
+"""The CLI and the loop, through the real plugin machinery and a real (NumPy) framework."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+
+
+def one_error_line(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def test_run_writes_the_run_folder_and_fires_every_hook(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    out = tmp_path / "run"
+    result = sigdl_cli(["run", "--model", "softmax", "--dataset", "digits-flat", "--epochs", "8",
+                        "--lr", "0.5", "--out", str(out), "--json"], plugins=[numpy_plugin])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["baseline"]["accuracy"] > 0.90
+    assert report["baseline"]["parameters"] == 650
+    assert report["met"] is True
+    for name in ("model.npz", "model.onnx", "report.json", "report.md"):
+        assert (out / name).is_file(), name
+    onnx.checker.check_model(onnx.load(out / "model.onnx"))
+    assert json.loads((out / "report.json").read_text())["baseline"] == report["baseline"]
+    assert "## Baseline" in (out / "report.md").read_text()
+    stages = [s for kind, s in numpy_plugin.EVENTS if kind == "started"]
+    assert stages == ["load", "train", "test", "export"]
+    assert [s for kind, s in numpy_plugin.EVENTS if kind == "finished"] == stages
+    assert numpy_plugin.EVENTS[-1] == ("run_finished", str(out))
+
+
+def test_run_then_test_the_saved_model(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    out = tmp_path / "run"
+    assert sigdl_cli(["run", "-m", "softmax", "-d", "digits-flat", "--epochs", "3", "--lr", "0.5",
+                      "-o", str(out), "-q"], plugins=[numpy_plugin]).exit_code == 0
+    result = sigdl_cli(["test", str(out / "model.npz"), "--dataset", "digits-flat", "--json"],
+                       plugins=[numpy_plugin])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["accuracy"]["top1"] > 0.85
+
+
+def test_run_from_a_recipe_file_with_a_flag_overriding_it(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: softmax\ndataset: digits-flat\ntrain:\n  epochs: 1\n  lr: 0.5\n")
+    result = sigdl_cli(["run", str(recipe), "--epochs", "2", "-o", str(tmp_path / "r"), "--json"],
+                       plugins=[numpy_plugin])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["recipe"]["train"]["epochs"] == 2
+    assert report["recipe"]["train"]["lr"] == 0.5
+    assert len(report["baseline"]["train"]["loss"]) == 2
+
+
+def test_listings_show_the_plugins_specs(sigdl_cli, numpy_plugin) -> None:
+    models = sigdl_cli(["models", "--json"], plugins=[numpy_plugin])
+    assert json.loads(models.stdout)[0]["name"] == "softmax"
+    table = sigdl_cli(["datasets"], plugins=[numpy_plugin])
+    assert "digits-flat" in table.stdout
+    plugins = json.loads(sigdl_cli(["plugins", "--json"], plugins=[numpy_plugin]).stdout)["plugins"]
+    assert plugins[0]["hooks"] == ["sigdl_datasets", "sigdl_frameworks", "sigdl_models",
+                                   "sigdl_run_finished", "sigdl_stage_finished", "sigdl_stage_started"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "--model", "resnet9000", "-d", "digits-flat"], "unknown model 'resnet9000'"),
+    (["run", "--model", "softmax", "-d", "imagenet"], "unknown dataset 'imagenet'"),
+    (["run", "--model", "softmax", "-d", "digits-flat", "--optimizer", "rmsprop"], "optimizer"),
+    (["run", "--model", "softmax", "-d", "digits-flat", "--epochs", "-1"], "epochs"),
+    (["run", "--no-such-flag"], "No such option"),
+    (["frobnicate"], "No such command"),
+    (["test", "missing.npz", "-d", "digits-flat"], "does not exist"),
+    (["test", "model.pt", "-d", "digits-flat"], "no installed framework reads"),
+])
+def test_bad_input_gets_one_line_and_exit_2(sigdl_cli, numpy_plugin, tmp_path, monkeypatch, args, words) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("model.pt").write_bytes(b"not a model")
+    line = one_error_line(sigdl_cli(args, plugins=[numpy_plugin]))
+    assert words in line
+
+
+def test_corrupt_model_file_gets_one_line(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    bad = tmp_path / "model.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated zip")
+    assert "is not a numpy model" in one_error_line(
+        sigdl_cli(["test", str(bad), "-d", "digits-flat"], plugins=[numpy_plugin]))
+
+
+@pytest.mark.parametrize("text, words", [
+    ("model: softmax\nepochz: 3\n", "unknown recipe key 'epochz'"),
+    ("train:\n  epocs: 3\n", "unknown recipe key 'train.epocs'; did you mean 'epochs'?"),
+    ("train:\n  epochs: three\n", "'train.epochs' is 'three', expected a whole number"),
+    ("train:\n  epochs: true\n", "expected a whole number"),
+    ("train:\n  optimizer: rmsprop\n", "allowed: sgd, adam"),
+    ("- just\n- a list\n", "must be a mapping"),
+    ("model: [unclosed\n", "is not valid YAML"),
+])
+def test_bad_recipes_are_rejected_before_any_work(sigdl_cli, numpy_plugin, tmp_path, text, words) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text)
+    out = tmp_path / "never"
+    line = one_error_line(sigdl_cli(["run", str(recipe), "-o", str(out)], plugins=[numpy_plugin]))
+    assert words in line
+    assert not out.exists()
+
+
+def test_example_recipe_is_a_valid_recipe(sigdl_cli, tmp_path) -> None:
+    from sigdl_core.recipe import Recipe
+
+    text = sigdl_cli(["run", "--example"]).stdout
+    path = tmp_path / "example.yaml"
+    path.write_text(text)
+    assert Recipe.from_file(path).with_overrides() == Recipe(source=str(path))
+
+
+def test_toml_recipes_are_read_too(tmp_path) -> None:
+    from sigdl_core.recipe import Recipe
+
+    path = tmp_path / "r.toml"
+    path.write_text('model = "lenet5"\n[train]\nepochs = 3\n')
+    r = Recipe.from_file(path)
+    assert (r.model, r.train.epochs) == ("lenet5", 3)
+
+
+def test_no_arguments_prints_help_and_version_works(sigdl_cli) -> None:
+    assert "Usage" in sigdl_cli([]).stdout
+    assert sigdl_cli(["--version"]).stdout.startswith("sigdl ")

@@ -1,0 +1,107 @@
+"""The registry: specs gathered per plugin, attributed, sorted, and checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from sigdl_core import hookimpl
+from sigdl_core.errors import BadInputError, DuplicateNameError, PluginError, UnknownNameError
+from sigdl_core.interfaces import DatasetSpec, TargetSpec
+
+
+def _target(name: str) -> TargetSpec:
+    return TargetSpec(name=name, title=name, emulator="none", cores=1, clock_hz=1e9,
+                      memory_bytes=2**30, memory_bandwidth=1e9, peak_ops={"fp32": 1e9}, tdp_w=1.0)
+
+
+class Boards:
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    @hookimpl
+    def sigdl_targets(self):
+        return [_target(n) for n in self.names]
+
+
+class ReturnsGarbage:
+    @hookimpl
+    def sigdl_targets(self):
+        return ["not a spec"]
+
+
+class Raises:
+    @hookimpl
+    def sigdl_targets(self):
+        raise RuntimeError("boom")
+
+
+class WrongArguments:
+    @hookimpl
+    def sigdl_stage_started(self, stage, not_an_argument):
+        pass
+
+
+def test_specs_are_attributed_and_sorted(sigdl_plugins) -> None:
+    loaded = sigdl_plugins(("boards_b", Boards("zeta", "alpha")), ("boards_a", Boards("mid")))
+    assert loaded.registry.names("target") == ["alpha", "mid", "zeta"]
+    assert loaded.registry.get("target", "alpha").source == "boards_b"
+    assert loaded.registry.get("target", "mid").source == "boards_a"
+
+
+def test_duplicate_name_names_both_plugins(sigdl_plugins) -> None:
+    with pytest.raises(DuplicateNameError) as err:
+        sigdl_plugins(("first", Boards("x")), ("second", Boards("x")))
+    line = err.value.one_line()
+    assert "'x'" in line and "'first'" in line and "'second'" in line
+    tolerant = sigdl_plugins(("first", Boards("x")), ("second", Boards("x")), tolerate_conflicts=True)
+    assert tolerant.registry.get("target", "x").source == "first"
+    assert len(tolerant.registry.conflicts) == 1
+
+
+@pytest.mark.parametrize("bad, words", [(ReturnsGarbage(), "expected a list of TargetSpec"),
+                                         (Raises(), "boom"),
+                                         (WrongArguments(), "not_an_argument")])
+def test_a_plugin_breaking_the_contract_is_isolated(sigdl_plugins, bad, words) -> None:
+    loaded = sigdl_plugins(("bad", bad), ("good", Boards("ok-board")))
+    record = loaded.record("bad")
+    assert record.state == "failed" and words in record.error
+    assert loaded.registry.names("target") == ["ok-board"]
+    assert loaded.record("good").state == "ok"
+
+
+def test_strict_mode_raises_on_a_failed_plugin() -> None:
+    from sigdl_core.plugins import load_plugins
+
+    with pytest.raises(PluginError, match="'bad' failed"):
+        load_plugins(entry_points=False, extra=[("bad", Raises())], strict=True)
+
+
+def test_unknown_names_suggest_the_closest(sigdl_plugins) -> None:
+    loaded = sigdl_plugins(("boards", Boards("jetson-tx2", "atom-x5-e3930")))
+    with pytest.raises(UnknownNameError) as err:
+        loaded.registry.get("target", "jetson-tx1")
+    assert "did you mean 'jetson-tx2'" in err.value.one_line()
+
+
+def test_dataset_arguments_are_checked(sigdl_plugins) -> None:
+    class Datasets:
+        @hookimpl
+        def sigdl_datasets(self):
+            return [DatasetSpec("plain", "no argument", loader=lambda a, s: ("plain", a)),
+                    DatasetSpec("folder", "needs DIR", loader=lambda a, s: ("folder", a), argument="DIR")]
+
+    registry = sigdl_plugins(("datasets", Datasets())).registry
+    assert registry.load_dataset("plain") == ("plain", None)
+    assert registry.load_dataset("folder:/data/x:y") == ("folder", "/data/x:y")
+    with pytest.raises(BadInputError, match="takes no argument"):
+        registry.load_dataset("plain:x")
+    with pytest.raises(BadInputError, match="needs DIR"):
+        registry.load_dataset("folder")
+
+
+def test_the_manager_fixture_holds_only_the_specs(sigdl_plugin_manager) -> None:
+    from sigdl_core import hookspecs
+
+    assert sigdl_plugin_manager.get_plugins() == set()
+    names = {n for n in dir(sigdl_plugin_manager.hook) if n.startswith("sigdl_")}
+    assert names == set(hookspecs.REGISTRATION_HOOKS.values()) | set(hookspecs.LIFECYCLE_HOOKS)
