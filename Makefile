@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 SIGDL  := $(VENV)/bin/sigdl
-# Every plugin is its own distribution; install them all, editable.
+# Every plugin is its own distribution; install them all, editable, with their test extras.
 PLUGIN_PROJECTS := $(sort $(wildcard plugins/*/pyproject.toml))
 PLUGIN_DIRS     := $(patsubst %/pyproject.toml,%,$(PLUGIN_PROJECTS))
 STAMP  := $(VENV)/.sigdl-installed
@@ -24,7 +24,7 @@ $(PY):
 # torch is pinned first: the local CPU wheel; any looser range pulls GBs of CUDA packages.
 $(STAMP): $(PY) pyproject.toml $(PLUGIN_PROJECTS)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test]' $(addprefix -e ,$(PLUGIN_DIRS))
+	$(PIP) install --quiet -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -53,7 +53,8 @@ real entry of the value stream whose value is an exact zero: symbol 0 (+0.0) for
 float16, the channel's zero point for int8, and the extra symbol ``K`` for a codebook (which
 is why a sparse codebook's alphabet is ``K + 1``). Elements no entry names are zero.
 
-Value alphabets, checked on decoding: float32 ``2**32`` (fixed-width coding only), float16
+Whatever the stored form, a layer decodes to a float32 array of its shape (the "values"
+nibble is the stored dtype). Value alphabets, checked on decoding: float32 ``2**32`` (fixed-width coding only), float16
 ``2**16``, int8 ``256``, codebook ``K`` (dense) or ``K + 1`` (sparse); gaps ``2**b``.
 Decoding int8 follows ONNX ``DequantizeLinear``: ``(q - zero_point) * scale`` in float32.
 
@@ -295,6 +296,40 @@ def encode_float_layer(
 def int8_range(signed: bool) -> tuple[int, int]:
     """``(qmin, qmax)`` of int8 (signed) or uint8."""
     return (-128, 127) if signed else (0, 255)
+
+
+def _channel_shape(shape: Sequence[int], axis: int | None) -> tuple[int, ...]:
+    if axis is None:
+        return (1,) * len(shape)
+    return tuple(d if i == axis else 1 for i, d in enumerate(shape))
+
+
+def quantize_linear(
+    x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None = None, signed: bool = True
+) -> np.ndarray:
+    """ONNX ``QuantizeLinear``: ``saturate(round(x / scale) + zero_point)``, ties to even.
+
+    ``scale`` and ``zero_point`` hold one value (``axis`` None) or one per index of ``axis``.
+    The division is done in float32, as the ONNX reference implementation does.
+    """
+    x = np.asarray(x, np.float32)
+    qmin, qmax = int8_range(signed)
+    cs = _channel_shape(x.shape, axis)
+    s = np.asarray(scale, np.float32).reshape(cs)
+    z = np.asarray(zero_point, np.int64).reshape(cs)
+    q = np.rint(x / s).astype(np.int64) + z
+    return np.clip(q, qmin, qmax).astype(np.int8 if signed else np.uint8)
+
+
+def dequantize_linear(
+    q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None = None
+) -> np.ndarray:
+    """ONNX ``DequantizeLinear``: ``(q - zero_point) * scale`` in float32."""
+    q = np.asarray(q)
+    cs = _channel_shape(q.shape, axis)
+    s = np.asarray(scale, np.float32).reshape(cs)
+    z = np.asarray(zero_point, np.int64).reshape(cs)
+    return (q.astype(np.int64) - z).astype(np.float32) * s
 
 
 def channel_of(positions: np.ndarray, shape: Sequence[int], axis: int | None) -> np.ndarray:

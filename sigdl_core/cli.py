@@ -261,45 +261,239 @@ def _baseline_table(report: dict[str, Any]) -> Any:
     )
 
 
+def _summary_table(report: dict[str, Any]) -> Any:
+    """The chosen model against the baseline and the budget."""
+    from .display import table
+    from .report import _budget_lines, human_bytes, percent
+
+    b, c = report["baseline"], report.get("chosen")
+    rows = [["top-1", percent(b["accuracy"]), percent(c["accuracy"]) if c else "—",
+             f"≥ {percent(report['budget_floor'])}" if report.get("budget_floor") is not None else "—"],
+            ["size", human_bytes(b["weights_bytes"]), human_bytes(c["artifact_bytes"]) if c else "—",
+             human_bytes(report["budget"].get("max_artifact_bytes")) if report["budget"].get("max_artifact_bytes") else "—"],
+            ["ratio", "1×", f"{c['ratio']:.1f}×" if c and c.get("ratio") else "—", ""]]
+    budget = report["budget"]
+    for name in sorted(set(b.get("targets") or {}) | set((c or {}).get("targets") or {})):
+        bt, ct = (b.get("targets") or {}).get(name, {}), ((c or {}).get("targets") or {}).get(name, {})
+        for key, label, bound in (("fps_batch1", "fps", budget.get("min_fps")),
+                                  ("latency_ms_p95", "p95 ms", budget.get("max_latency_ms")),
+                                  ("power_w", "power W", budget.get("max_power_w"))):
+            fmt = (lambda v: "—" if v is None else f"{v:.3g}")
+            rows.append([f"{name} {label}", fmt(bt.get(key)), fmt(ct.get(key)),
+                         "" if bound is None else (f"≥ {bound:g}" if key == "fps_batch1" else f"≤ {bound:g}")])
+    verdict = "MET" if report["met"] else "NOT MET"
+    title = f"Budget {verdict} — {report['model']['architecture']} on {report['dataset']['name']}"
+    t = table(title, ["", "baseline", "chosen", "budget"], rows)
+    t.caption = "; ".join(_budget_lines(budget)) + f" — run folder {report.get('run_dir', '')}"
+    return t
+
+
 @app.command("run")
 def run_cmd(
     recipe: Annotated[Optional[Path], typer.Argument(help="A recipe file (YAML or TOML); none: the built-in default.")] = None,
     model: ModelOpt = None,
     dataset: DatasetOpt = None,
     framework: FrameworkOpt = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Re-test on this target (repeatable); replaces the recipe's.")] = None,
+    chain: Annotated[Optional[str], typer.Option("--with", help="Compressors in order, e.g. prune,quant; replaces the recipe's.")] = None,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
     batch_size: BatchOpt = None,
     optimizer: OptimizerOpt = None,
     schedule: ScheduleOpt = None,
     seed: SeedOpt = None,
+    max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Budget: most top-1 points to lose.")] = None,
+    min_fps: Annotated[Optional[float], typer.Option("--min-fps", help="Budget: fewest fps at batch 1 on every target.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: sigdl-runs/<time>-<model>).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder where it stopped.")] = None,
+    new_data: Annotated[Optional[Path], typer.Option("--new-data", help="A folder of labelled field samples (one subfolder per class) to add to retraining.")] = None,
     example: Annotated[bool, typer.Option("--example", help="Print a commented example recipe and exit.")] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run the loop: build or load, train, test, export; write the run folder and report."""
+    """Run the loop until the target's budget is met: exit 0 met, 1 missed, 2 bad input."""
     if example:
         from .recipe import EXAMPLE
 
         sys.stdout.write(EXAMPLE)
         return
-    from .loop import Session, SilentObserver, default_run_dir, run_baseline
+    from .loop import Session, SilentObserver, default_run_dir, run_loop
+    from .recipe import Recipe
 
-    r = _recipe(recipe, model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,
-                batch_size=batch_size, optimizer=optimizer, schedule=schedule, seed=seed)
+    if resume is not None:
+        if recipe is not None or out is not None:
+            raise BadInputError("--resume continues a run with its own recipe and folder",
+                                "drop the recipe argument and --out")
+        from .runstore import open_for_resume
+
+        _store, mapping = open_for_resume(resume)
+        r = Recipe.from_mapping(mapping, source=str(resume / "recipe.json"))
+        run_dir = resume
+    else:
+        r = Recipe.from_file(recipe) if recipe is not None else Recipe.default()
+        overrides: dict[str, Any] = dict(model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,
+                                         batch_size=batch_size, optimizer=optimizer, schedule=schedule, seed=seed)
+        r = r.with_overrides(**overrides)
+        mapping = r.to_mapping()
+        if target:
+            mapping["targets"] = list(target)
+        if chain is not None:
+            mapping["compress"]["chain"] = [c.strip() for c in chain.split(",") if c.strip()]
+            mapping["compress"]["params"] = {k: v for k, v in mapping["compress"]["params"].items()
+                                             if k in mapping["compress"]["chain"]}
+        if max_drop is not None:
+            mapping["budget"]["max_accuracy_drop"] = max_drop
+        if min_fps is not None:
+            mapping["budget"]["min_fps"] = min_fps
+        r = Recipe.from_mapping(mapping, source=r.source)
+        run_dir = out if out is not None else default_run_dir(r.model)
     plugins = get_plugins()
-    run_dir = out if out is not None else default_run_dir(r.model)
     Session(plugins, r, run_dir, SilentObserver()).check()
     with _observer(quiet, json_out) as observer:
-        report = run_baseline(Session(plugins, r, run_dir, observer))
+        report = run_loop(Session(plugins, r, run_dir, observer), resume=resume is not None, new_data=new_data)
     report["run_dir"] = str(run_dir)
     if json_out:
         _emit_json(report)
-    else:
-        _print(_baseline_table(report))
-    if not report.get("met", True):
+    elif not quiet:
+        _print(_summary_table(report))
+        for line in report.get("shortfalls") or []:
+            _print(f"missed: {line['text']}")
+    if not report["met"]:
         raise typer.Exit(1)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by 'sigdl run'.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Render a run's report again (report.md, report.html, plots) from its report.json."""
+    import json as _json
+
+    from .plots import write_plots
+    from .report import write_run_report
+
+    path = read_regular_file(run_dir / "report.json", "report")
+    try:
+        report = _json.loads(path.read_text())
+    except ValueError as exc:
+        raise BadInputError(f"'{path}' is not valid JSON: {exc}", "run 'sigdl run' again to rewrite it") from None
+    report["plots"] = {k: f"plots/{v}" for k, v in write_plots(report, run_dir / "plots").items()}
+    write_run_report(run_dir, report)
+    if json_out:
+        _emit_json(report)
+    else:
+        _print(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+def _parse_params(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``compressor.key=value`` flags; values are YAML (0.9, [a, b], {fc1.weight: 0.9})."""
+    import yaml
+
+    params: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        comp, dot, key = name.partition(".")
+        if not eq or not dot or not comp or not key:
+            raise BadInputError(f"--param '{item}' is not compressor.key=value", "e.g. --param prune.sparsity=0.9")
+        try:
+            params.setdefault(comp, {})[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise BadInputError(f"--param '{item}': '{value}' is not a valid value", "e.g. 0.9, 5 or {fc1.weight: 0.9}") from None
+    return params
+
+
+@app.command("compress")
+def compress_cmd(
+    model: Annotated[str, typer.Argument(help="A model file, or a model name to train first (sigdl models).")],
+    chain: Annotated[str, typer.Option("--with", help="Compressors in order, e.g. prune,quant.")],
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="compressor.key=value, e.g. prune.sparsity=0.9 (repeatable).")] = None,
+    recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Take parameters (compress.params) and settings from a recipe.")] = None,
+    dataset: DatasetOpt = None,
+    retrain_epochs: Annotated[Optional[int], typer.Option("--retrain-epochs", help="Retraining epochs after each stage (0: none).")] = None,
+    epochs: EpochsOpt = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for model.sigdl, model.onnx and summary.json.")] = Path("sigdl-compressed"),
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compress a model with a chain of compressors; write model.sigdl, model.onnx and a summary."""
+    from .files import atomic_write_json
+    from .loop import Session, SilentObserver, run_loop
+    from .recipe import Recipe
+
+    base = Recipe.from_file(recipe) if recipe is not None else Recipe()
+    mapping = base.to_mapping()
+    mapping["model"] = model
+    if dataset is not None:
+        mapping["dataset"] = dataset
+    if epochs is not None:
+        mapping["train"]["epochs"] = epochs
+    names = [c.strip() for c in chain.split(",") if c.strip()]
+    params = {k: v for k, v in mapping["compress"]["params"].items() if k in names}
+    for comp, values in _parse_params(param or []).items():
+        params.setdefault(comp, {}).update(values)
+    mapping["compress"].update(chain=names, params=params)
+    if retrain_epochs is not None:
+        mapping["compress"]["retrain"]["epochs"] = retrain_epochs
+    mapping["search"]["strategy"] = "fixed"
+    mapping["targets"] = []
+    mapping["budget"] = {"max_accuracy_drop": None}
+    r = Recipe.from_mapping(mapping, source=str(recipe) if recipe else "sigdl compress")
+    plugins = get_plugins()
+    Session(plugins, r, out, SilentObserver()).check()
+    with _observer(quiet, json_out) as observer:
+        report = run_loop(Session(plugins, r, out, observer))
+    chosen = report["chosen"]
+    summary = {"model": model, "chain": chosen["settings"], "baseline_accuracy": report["baseline"]["accuracy"],
+               "accuracy": chosen["accuracy"], "original_bytes": chosen["original_bytes"],
+               "artifact_bytes": chosen["artifact_bytes"], "ratio": chosen["ratio"], "layers": chosen["layers"],
+               "files": {"sigdl": str(out / "model.sigdl"), "onnx": str(out / "model.onnx")}}
+    atomic_write_json(out / "summary.json", summary)
+    if json_out:
+        _emit_json(summary)
+        return
+    from .display import table
+    from .report import human_bytes, percent
+
+    _print(table("Compressed", ["", "top-1", "size", "ratio"], [
+        ["baseline", percent(summary["baseline_accuracy"]), human_bytes(summary["original_bytes"]), "1×"],
+        ["compressed", percent(summary["accuracy"]), human_bytes(summary["artifact_bytes"]), f"{summary['ratio']:.1f}×"]]))
+    _print(table(None, ["layer", "kept", "of", "weight bits", "index bits"],
+                 [[n, f"{l['kept']:,}", f"{l['total']:,}", f"{l['weight_bits']:,}", f"{l['index_bits']:,}"]
+                  for n, l in summary["layers"].items()]))
+    _print(f"wrote {out / 'model.sigdl'}, {out / 'model.onnx'}, {out / 'summary.json'}")
+
+
+@app.command("decode")
+def decode_cmd(
+    artifact: Annotated[Path, typer.Argument(help="A .sigdl artifact.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The framework model to write (default: beside the artifact).")] = None,
+    onnx_out: Annotated[Optional[Path], typer.Option("--onnx", help="Also write the decoded model as ONNX.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Decode a .sigdl artifact, bit-exactly, back into a framework model."""
+    from .artifact import load_weights
+
+    read_regular_file(artifact, "artifact")
+    weights, meta = load_weights(artifact)
+    for key in ("framework", "model", "input_shape", "num_classes"):
+        if key not in meta:
+            raise BadInputError(f"artifact '{artifact}' does not say its {key}",
+                                "decode it with the SigDL version that wrote it, or write it with 'sigdl compress'")
+    registry = get_plugins().registry
+    fw = registry.framework(meta["framework"])
+    m = fw.build(meta["model"], tuple(meta["input_shape"]), int(meta["num_classes"]))
+    fw.set_weights(m, weights)
+    suffix = (registry.get("framework", fw.name).suffixes or (".model",))[0]
+    target = out if out is not None else artifact.with_suffix(suffix)
+    fw.save(m, target)
+    written = {"model": str(target)}
+    if onnx_out is not None:
+        written["onnx"] = str(fw.export_onnx(m, onnx_out))
+    if json_out:
+        _emit_json({"artifact": str(artifact), "weights": len(weights), **written})
+    else:
+        _print(f"decoded {len(weights)} weights of {meta['model']} → " + ", ".join(written.values()))
 
 
 @app.command("train")
@@ -360,7 +554,10 @@ def test_cmd(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Test a model: its accuracy, or with --target its emulated latency, fps, memory, power."""
+    """Test a model: its accuracy, or with --target its emulated latency, fps, memory, power.
+
+    Exits 1 when the model does not fit or cannot run on one of the targets.
+    """
     plugins = get_plugins()
     registry = plugins.registry
     read_regular_file(model_file, "model file")
@@ -404,11 +601,13 @@ def test_cmd(
     if json_out:
         _emit_json({"model": str(model_file), "dataset": data.name if data else None,
                     "targets": {r.target: r.to_dict() for r in reports}})
-        return
-    _print(comparison_table(reports))
-    for r in reports:
-        for w in r.warnings:
-            _print(f"[yellow]warning[/] {r.target}: {w}")
+    else:
+        _print(comparison_table(reports))
+        for r in reports:
+            for w in r.warnings:
+                _print(f"[yellow]warning[/] {r.target}: {w}")
+    if not all(r.fits for r in reports):  # the model cannot run on a target: a CI gate fails
+        raise typer.Exit(1)
 
 
 def comparison_table(reports: Sequence[Any]) -> Any:

@@ -20,12 +20,40 @@ stdout = Console(highlight=False, soft_wrap=False, width=_PIPED_WIDTH)
 stderr = Console(stderr=True, highlight=False)
 
 
+class _LiveProgress(Progress):
+    """Progress bars with the live table of candidates above them."""
+
+    candidates: Table | None = None
+
+    def get_renderables(self) -> Any:
+        if self.candidates is not None:
+            yield self.candidates
+        yield self.make_tasks_table(self.tasks)
+
+
+def candidates_table() -> Table:
+    t = Table(title="Candidates", title_justify="left", header_style="bold")
+    for h in ("#", "phase", "setting", "top-1", "ratio", "size", "met", "missed"):
+        t.add_column(h, overflow="fold")
+    return t
+
+
+def candidate_row(record: Mapping[str, Any], cached: bool) -> list[str]:
+    acc = record.get("accuracy")
+    missed = "; ".join(s["limit"] + (f" ({s['target']})" if s.get("target") else "")
+                       for s in record.get("shortfalls", []))
+    return [str(record["index"]) + (" (resumed)" if cached else ""), str(record.get("phase", "")),
+            str(record.get("note", "")), "—" if acc is None else f"{100 * acc:.2f} %",
+            f"{record.get('ratio') or 0:.1f}×", f"{record.get('artifact_bytes', 0):,} B",
+            "[green]yes[/]" if record.get("met") else "[red]no[/]", missed]
+
+
 class ProgressObserver:
-    """Shows each stage as it starts and ends, and a progress bar for long work."""
+    """Shows each stage as it starts and ends, progress bars, and a live table of candidates."""
 
     def __init__(self, console: Console = stderr) -> None:
         self.console = console
-        self.bar = Progress(
+        self.bar = _LiveProgress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=console, transient=True,
         )
@@ -37,8 +65,18 @@ class ProgressObserver:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
+        if self.bar.candidates is not None:
+            self.console.print(self.bar.candidates)
+
+    def candidate_finished(self, record: Mapping[str, Any], cached: bool) -> None:
+        if self.bar.candidates is None:
+            self.bar.candidates = candidates_table()
+        self.bar.candidates.add_row(*candidate_row(record, cached))
+        self.bar.refresh()
 
     def stage_started(self, stage: str, info: Mapping[str, Any]) -> None:
+        if stage == "compress":  # one per candidate: the live table shows them
+            return
         brief = ", ".join(f"{k}={v}" for k, v in info.items() if isinstance(v, (str, int, float)))
         self.console.print(f"[cyan]▶ {stage}[/]" + (f" [dim]{brief}[/]" if brief else ""))
 
@@ -46,7 +84,8 @@ class ProgressObserver:
         for task in self._tasks.values():
             self.bar.remove_task(task)
         self._tasks.clear()
-        self.console.print(f"[green]✓ {stage}[/] [dim]{result.get('seconds', 0):.1f} s[/]")
+        if stage != "compress":
+            self.console.print(f"[green]✓ {stage}[/] [dim]{result.get('seconds', 0):.1f} s[/]")
 
     def progress(self, description: str, completed: int, total: int) -> None:
         task = self._tasks.get(description)

@@ -94,8 +94,12 @@ RANS_L = 1 << 23
 MAX_RANS_LANES = 4096
 #: Streams up to this many symbols get one rANS lane, run in plain Python; longer ones get
 #: one lane per :data:`RANS_SYMBOLS_PER_LANE` symbols, run in lockstep with NumPy.
-RANS_SCALAR_MAX = 1 << 18
-RANS_SYMBOLS_PER_LANE = 2048
+RANS_SCALAR_MAX = 1 << 19
+RANS_SYMBOLS_PER_LANE = 8192
+#: Most lockstep steps (symbols per lane) of a multi-lane rANS stream, so that decoding time
+#: stays bounded; longer streams are not rANS-coded.
+RANS_MAX_STEPS = 1 << 16
+RANS_MAX_SYMBOLS = MAX_RANS_LANES * RANS_MAX_STEPS
 #: Elements packed per chunk, to bound temporary memory on large layers.
 _CHUNK = 1 << 18
 
@@ -152,51 +156,60 @@ def _entropy_of_counts(counts: np.ndarray) -> float:
     return float(-(c * np.log2(c / n)).sum())
 
 
-def _bits_of(values: np.ndarray, widths: np.ndarray, max_width: int) -> np.ndarray:
-    """The bits (uint8 0/1, MSB first) of each value in its width, concatenated."""
-    if values.size == 0:
-        return np.zeros(0, np.uint8)
-    j = np.arange(max_width, dtype=np.int64)[None, :]
-    w = widths.astype(np.int64)[:, None]
-    shift = np.maximum(w - 1 - j, 0).astype(np.uint64)
-    bits = ((values.astype(np.uint64)[:, None] >> shift) & np.uint64(1)).astype(np.uint8)
-    return bits[j < w]
-
-
 def pack_bits(values: np.ndarray, widths: np.ndarray | int) -> tuple[bytes, int]:
     """Concatenates ``values[i]`` in ``widths[i]`` bits each, MSB first; returns (bytes, bits).
 
-    The last byte is padded with zero bits. Works in chunks, so memory stays bounded.
+    Widths are at most 57. The last byte is padded with zero bits. Each value is placed in
+    the 64-bit word where it starts (and the next one when it straddles); values in one
+    word occupy disjoint bits, so a sum per word (``np.add.reduceat``) is their OR. Works in
+    chunks, so memory stays bounded.
     """
     values = np.asarray(values).ravel()
     n = values.size
-    if np.isscalar(widths) or np.ndim(widths) == 0:
+    scalar = np.isscalar(widths) or np.ndim(widths) == 0
+    if scalar:
         width = int(widths)
         if n == 0 or width == 0:
             return b"", 0
         if width in (8, 16, 32):  # byte-aligned: a big-endian view is the bit string
             dtype = {8: ">u1", 16: ">u2", 32: ">u4"}[width]
             return values.astype(dtype).tobytes(), n * width
-        widths_arr = None
+        total = n * width
     else:
-        widths_arr = np.asarray(widths).ravel().astype(np.int64)
-        width = int(widths_arr.max()) if n else 0
-    parts: list[bytes] = []
-    carry = np.zeros(0, np.uint8)
-    total = 0
-    for start in range(0, n, _CHUNK):
-        v = values[start:start + _CHUNK]
-        w = widths_arr[start:start + _CHUNK] if widths_arr is not None else np.full(v.size, width)
-        bits = _bits_of(v, w, width)
-        total += bits.size
-        if carry.size:
-            bits = np.concatenate([carry, bits])
-        full = bits.size - bits.size % 8
-        parts.append(np.packbits(bits[:full]).tobytes())
-        carry = bits[full:]
-    if carry.size:
-        parts.append(np.packbits(carry).tobytes())
-    return b"".join(parts), total
+        widths_all = np.asarray(widths).ravel().astype(np.int64)
+        total = int(widths_all.sum())
+    if total == 0:
+        return b"", 0
+    out = np.zeros((total + 63) // 64 + 1, np.uint64)
+    offset = 0
+    for start in range(0, n, 1 << 20):
+        v = values[start:start + (1 << 20)].astype(np.uint64)
+        w = np.full(v.size, width, np.int64) if scalar else widths_all[start:start + (1 << 20)]
+        ends = np.cumsum(w) + offset
+        begins = ends - w
+        offset = int(ends[-1])
+        word = begins >> 6
+        shift = 64 - (begins & 63) - w  # < 0: the value straddles into the next word
+        spill = shift < 0
+        head = np.where(spill, v >> np.clip(-shift, 0, 63).astype(np.uint64),
+                        v << np.clip(shift, 0, 63).astype(np.uint64))
+        first = np.flatnonzero(np.diff(word, prepend=-1))
+        out[word[first]] |= np.add.reduceat(head, first)
+        if spill.any():
+            out[word[spill] + 1] |= v[spill] << (64 + shift[spill]).astype(np.uint64)
+    return out.astype(">u8").tobytes()[: (total + 7) // 8], total
+
+
+def _byte_windows(data: bytes | memoryview) -> np.ndarray:
+    """``v[b]``: the 64 bits of ``data`` from byte ``b`` on (big-endian, zero-padded)."""
+    buf = np.frombuffer(bytes(data) + bytes(8), np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(buf, 8)[: len(buf) - 7]
+    return windows.view(">u8")[:, 0].astype(np.uint64)
+
+
+def _windows(v64: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The 64 bits from each bit position (MSB first; only the first 57 are guaranteed)."""
+    return v64[positions >> 3] << (positions & 7).astype(np.uint64)
 
 
 def _unpack_fixed(data: bytes | memoryview, n: int, width: int) -> np.ndarray:
@@ -206,43 +219,40 @@ def _unpack_fixed(data: bytes | memoryview, n: int, width: int) -> np.ndarray:
     if width in (8, 16, 32):
         dtype = {8: ">u1", 16: ">u2", 32: ">u4"}[width]
         return np.frombuffer(data, dtype=dtype, count=n).astype(np.int64)
+    v64 = _byte_windows(data)
     out = np.empty(n, np.int64)
-    weights = (1 << np.arange(width - 1, -1, -1, dtype=np.int64))
-    buf = np.frombuffer(data, np.uint8)
-    step = _CHUNK - _CHUNK % 8  # whole bytes per chunk when width * step is a multiple of 8
-    for start in range(0, n, step):
-        count = min(step, n - start)
-        bit0 = start * width
-        byte0, skip = divmod(bit0, 8)
-        nbytes = (skip + count * width + 7) // 8
-        bits = np.unpackbits(buf[byte0:byte0 + nbytes])[skip:skip + count * width]
-        out[start:start + count] = bits.reshape(count, width).astype(np.int64) @ weights
+    shift = np.uint64(64 - width)
+    for start in range(0, n, 1 << 20):
+        p = np.arange(start, min(n, start + (1 << 20)), dtype=np.int64) * width
+        out[start:start + p.size] = (_windows(v64, p) >> shift).astype(np.int64)
     return out
 
 
 class _BitWriter:
-    """Collects (value, width) pairs and packs them at the end (for tables)."""
+    """Collects (value, width) pairs, scalars or arrays, and packs them at the end."""
 
     def __init__(self) -> None:
-        self.values: list[int] = []
-        self.widths: list[int] = []
+        self.values: list[np.ndarray] = []
+        self.widths: list[np.ndarray] = []
         self.bits = 0
 
     def write(self, value: int, width: int) -> None:
         if width:
-            self.values.append(value)
-            self.widths.append(width)
-            self.bits += width
+            self.extend(np.array([value], np.uint64), np.array([width], np.int64))
 
     def gamma(self, value: int) -> None:
-        n = value.bit_length()
-        self.write(0, n - 1)
-        self.write(value, n)
+        """Elias gamma of ``value >= 1``: ``value`` in ``2 * bitlen(value) - 1`` bits."""
+        self.write(value, 2 * value.bit_length() - 1)
+
+    def extend(self, values: np.ndarray, widths: np.ndarray) -> None:
+        self.values.append(np.asarray(values, np.uint64))
+        self.widths.append(np.asarray(widths, np.int64))
+        self.bits += int(np.sum(widths))
 
     def to_bytes(self) -> bytes:
         if not self.values:
             return b""
-        return pack_bits(np.array(self.values, np.uint64), np.array(self.widths, np.int64))[0]
+        return pack_bits(np.concatenate(self.values), np.concatenate(self.widths))[0]
 
 
 class _BitReader:
@@ -265,109 +275,145 @@ class _BitReader:
         self.bit += width
         return (chunk >> shift) & ((1 << width) - 1)
 
-    def gamma(self, limit: int = 1 << 40) -> int:
-        zeros = 0
-        while self.read(1) == 0:
-            zeros += 1
-            if zeros > 40:
-                raise _corrupt("malformed number in a coding table")
-        value = (1 << zeros) | self.read(zeros)
-        if value > limit:
-            raise _corrupt(f"a coding table holds {value}, more than the limit {limit}")
-        return value
-
     def byte_pos(self) -> int:
         """The byte after the current bit (tables are padded to a byte)."""
         return (self.bit + 7) >> 3
 
 
-def _zigzag(v: int) -> int:
-    return 2 * v if v >= 0 else -2 * v - 1
+def _bitlen(values: np.ndarray) -> np.ndarray:
+    """``bit_length`` of each non-negative int64 below 2**53."""
+    return np.frexp(np.asarray(values, np.int64).astype(np.float64))[1].astype(np.int64)
 
 
-def _unzigzag(z: int) -> int:
-    return z >> 1 if z % 2 == 0 else -((z + 1) >> 1)
+def _gamma_widths(values: np.ndarray) -> np.ndarray:
+    return 2 * _bitlen(values) - 1
 
 
-def _table_writers(values: np.ndarray) -> list[_BitWriter]:
-    vals = [int(v) for v in values]
-    used = [i for i, v in enumerate(vals) if v]
-    writers = []
+def _zigzag(v: np.ndarray) -> np.ndarray:
+    return np.where(v >= 0, 2 * v, -2 * v - 1)
+
+
+def _unzigzag(z: np.ndarray) -> np.ndarray:
+    return np.where(z % 2 == 0, z >> 1, -((z + 1) >> 1))
+
+
+#: Gamma-coded table entries stay below this (so a code fits a 57-bit window when read).
+_GAMMA_LIMIT = 1 << 27
+
+
+def _table_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest of the four table forms of ``values`` as (codes, widths) arrays."""
+    vals = np.asarray(values, np.int64)
+    used = np.flatnonzero(vals)
+    forms = []
     for mode in range(4):
-        w = _BitWriter()
-        w.write(mode, 2)
-        prev = 0
         if mode < 2:
-            w.gamma(len(vals))
-            items = vals
+            head = len(vals)
+            body = vals + 1 if mode == 0 else _zigzag(np.diff(vals, prepend=0)) + 1
         else:
-            w.gamma(len(used) + 1)
-            items = []
-        if mode < 2:
-            for v in items:
-                if mode == 0:
-                    w.gamma(v + 1)
-                else:
-                    w.gamma(_zigzag(v - prev) + 1)
-                    prev = v
-        else:
-            prev_sym = -1
-            for s in used:
-                v = vals[s]
-                w.gamma(s - prev_sym)
-                prev_sym = s
-                if mode == 2:
-                    w.gamma(v + 1)
-                else:
-                    w.gamma(_zigzag(v - prev) + 1)
-                    prev = v
-        writers.append(w)
-    return writers
+            head = used.size + 1
+            sym_gaps = np.diff(used, prepend=-1)
+            v = vals[used]
+            v_codes = v + 1 if mode == 2 else _zigzag(np.diff(v, prepend=0)) + 1
+            body = np.empty(2 * used.size, np.int64)
+            body[0::2], body[1::2] = sym_gaps, v_codes
+        codes = np.concatenate([[mode, head], body]).astype(np.int64)
+        widths = np.concatenate([[2], _gamma_widths(codes[1:])])
+        forms.append((int(widths.sum()), mode, codes, widths))
+    best = min(forms, key=lambda f: (f[0], f[1]))
+    if int(best[2][1:].max(initial=0)) >= _GAMMA_LIMIT:
+        raise InvalidValueError("a coding table entry is too large")
+    return best[2].astype(np.uint64), best[3]
 
 
 def _write_table(w: _BitWriter, values: np.ndarray) -> None:
     """Appends the smallest of the four table forms of ``values`` (non-negative ints)."""
-    best = min(_table_writers(values), key=lambda t: t.bits)
-    w.values.extend(best.values)
-    w.widths.extend(best.widths)
-    w.bits += best.bits
+    w.extend(*_table_codes(values))
+
+
+def _follow_chain(next_pos: np.ndarray, start: int, count: int) -> np.ndarray:
+    """Positions ``start, next_pos[start], ...`` (``count`` of them), by pointer jumping.
+
+    ``next_pos`` maps every position to the next (a sink maps to itself). Anchors every
+    ``step = 2**k`` positions of the chain are found with a jump table ``next_pos**step``
+    (``k`` squarings, each a gather over all of ``next_pos``) and a Python loop over the
+    anchors; then all anchors advance together, ``step`` gathers of ``count / step``. ``k``
+    balances the two costs: a Python step costs about 30 element gathers.
+    """
+    ratio = 30.0 * count / max(1, next_pos.size)
+    k = int(min(16, max(0, round(math.log2(ratio)) if ratio > 1 else 0)))
+    step = 1 << k
+    jump = next_pos
+    for _ in range(k):
+        jump = jump[jump]
+    n_anchor = -(-count // step)
+    anchors = np.empty(n_anchor, np.int64)
+    p = start
+    for i in range(n_anchor):
+        anchors[i] = p
+        p = int(jump[p])
+    table = np.empty((n_anchor, step), np.int64)
+    cur = anchors
+    for j in range(step):
+        table[:, j] = cur
+        cur = next_pos[cur].astype(np.int64)
+    return table.ravel()[:count]
+
+
+def _read_gammas(r: _BitReader, count: int) -> np.ndarray:
+    """``count`` Elias-gamma numbers from the reader's position, vectorised; advances it."""
+    if count == 0:
+        return np.zeros(0, np.int64)
+    v64 = _byte_windows(r.data)
+    nbits = 8 * len(r.data)
+    start = r.bit
+    end = min(nbits, start + 55 * count)
+    if start >= end:
+        raise _corrupt("truncated coding table")
+    span = end - start
+    idx_dtype = np.int32 if span < (1 << 31) - 64 else np.int64
+    next_pos = np.empty(span + 1, idx_dtype)
+    p = np.arange(start, end, dtype=np.int64)
+    top = _windows(v64, p) >> np.uint64(16)  # the first 48 bits
+    zeros = 48 - _bitlen(top.astype(np.int64))
+    length = 2 * zeros + 1
+    ok = (zeros <= 26) & (p + length <= end)
+    next_pos[:span] = np.where(ok, p + length - start, span)
+    next_pos[span] = span
+    starts = _follow_chain(next_pos, 0, count)
+    if int(starts.max()) >= span:
+        raise _corrupt("truncated or malformed coding table")
+    lengths = length[starts]
+    values = (_windows(v64, starts + start) >> (64 - lengths).astype(np.uint64)).astype(np.int64)
+    r.bit = start + int(starts[-1]) + int(lengths[-1])
+    return values
 
 
 def _read_table(r: _BitReader, alphabet: int, max_value: int) -> np.ndarray:
     """Reads a table; returns its values as an int64 array of length <= ``alphabet``."""
     mode = r.read(2)
-    prev = 0
+    head = int(_read_gammas(r, 1)[0])
     if mode < 2:
-        size = r.gamma(alphabet)
-        out = np.zeros(size, np.int64)
-        for s in range(size):
-            if mode == 0:
-                v = r.gamma(max_value + 1) - 1
-            else:
-                v = prev + _unzigzag(r.gamma(2 * max_value + 2) - 1)
-                prev = v
-            if not 0 <= v <= max_value:
-                raise _corrupt(f"a coding table holds {v}, outside 0..{max_value}")
-            out[s] = v
-        return out
-    count = r.gamma(alphabet + 1) - 1
-    syms: list[int] = []
-    vals: list[int] = []
-    sym = -1
-    for _ in range(count):
-        sym += r.gamma(alphabet)
-        if sym >= alphabet:
-            raise _corrupt(f"a coding table names symbol {sym}, outside the alphabet of {alphabet}")
-        if mode == 2:
-            v = r.gamma(max_value + 1) - 1
-        else:
-            v = prev + _unzigzag(r.gamma(2 * max_value + 2) - 1)
-            prev = v
-        if not 1 <= v <= max_value:
-            raise _corrupt(f"a coding table holds {v}, outside 1..{max_value}")
-        syms.append(sym)
-        vals.append(v)
-    out = np.zeros(sym + 1 if syms else 0, np.int64)
+        size = head
+        if size > alphabet:
+            raise _corrupt(f"a coding table of {size} symbols exceeds the alphabet of {alphabet}")
+        body = _read_gammas(r, size)
+        vals = body - 1 if mode == 0 else np.cumsum(_unzigzag(body - 1))
+        if vals.size and (vals.min() < 0 or vals.max() > max_value):
+            raise _corrupt(f"a coding table holds a value outside 0..{max_value}")
+        return vals.astype(np.int64)
+    count = head - 1
+    if count > alphabet:
+        raise _corrupt(f"a coding table of {count} symbols exceeds the alphabet of {alphabet}")
+    body = _read_gammas(r, 2 * count)
+    syms = np.cumsum(body[0::2]) - 1
+    codes = body[1::2]
+    vals = codes - 1 if mode == 2 else np.cumsum(_unzigzag(codes - 1))
+    if count and syms[-1] >= alphabet:
+        raise _corrupt(f"a coding table names symbol {int(syms[-1])}, outside the alphabet of {alphabet}")
+    if vals.size and (vals.min() < 1 or vals.max() > max_value):
+        raise _corrupt(f"a coding table holds a value outside 1..{max_value}")
+    out = np.zeros(int(syms[-1]) + 1 if count else 0, np.int64)
     out[syms] = vals
     return out
 
@@ -548,56 +594,48 @@ def decode_huffman(payload: bytes | memoryview, count: int, alphabet: int) -> np
 
 
 def _huffman_chain_decode(data: bytes, nbits: int, count: int, lengths: np.ndarray) -> np.ndarray:
+    """Decodes ``count`` canonical Huffman symbols filling exactly ``nbits`` bits of ``data``.
+
+    For every bit position the code word that would start there is found at once (a table
+    indexed by the next ``max_len`` bits, or a ``searchsorted`` of the left-justified
+    canonical codes, which increase); the positions where code words really start are then
+    the chain 0 -> end of its word -> ..., followed by :func:`_follow_chain`.
+    """
     used = np.flatnonzero(lengths)
     order = used[np.lexsort((used, lengths[used]))]
     codes = canonical_codes(lengths)
     max_len = int(lengths.max())
     sorted_len = lengths[order]
     left = codes[order] << (max_len - sorted_len).astype(np.uint64)  # left-justified, increasing
-    buf = np.frombuffer(data + bytes(8), np.uint8)
-    nbytes = len(data)
+    v64 = _byte_windows(data)
+    shift = np.uint64(64 - max_len)
+    if max_len <= 20:  # the code is complete: every max_len-bit window starts exactly one word
+        direct = np.repeat(np.arange(order.size, dtype=np.int32), 1 << (max_len - sorted_len))
+    else:
+        direct = None
 
-    def windows(positions: np.ndarray) -> np.ndarray:
-        byte = positions >> 3
-        v = np.zeros(positions.size, np.uint64)
-        for k in range(8):
-            v = (v << np.uint64(8)) | buf[byte + k].astype(np.uint64)
-        v = v << (positions & 7).astype(np.uint64)
-        return v >> np.uint64(64 - max_len)
-
-    def lookup(positions: np.ndarray) -> np.ndarray:
-        return np.searchsorted(left, windows(positions), side="right") - 1
+    def lookup(windows: np.ndarray) -> np.ndarray:
+        w = windows >> shift
+        if direct is not None:
+            return direct[w.astype(np.int64)]
+        return np.searchsorted(left, w, side="right") - 1
 
     # next_pos[p]: where a code word starting at bit p ends; p == nbits is a sink.
     idx_dtype = np.int32 if nbits < (1 << 31) - 64 else np.int64
+    length_of = sorted_len.astype(idx_dtype)
     next_pos = np.empty(nbits + 1, idx_dtype)
-    for start in range(0, nbits, 1 << 22):
-        p = np.arange(start, min(nbits, start + (1 << 22)), dtype=np.int64)
-        end = p + sorted_len[lookup(p)]
-        next_pos[p] = np.minimum(end, nbits)
+    offsets = np.arange(8, dtype=np.uint64)[None, :]
+    block = 1 << 19  # bytes per block
+    for b0 in range(0, (nbits + 7) // 8, block):
+        b1 = min((nbits + 7) // 8, b0 + block)
+        windows = (v64[b0:b1, None] << offsets).ravel()[: min(nbits, 8 * b1) - 8 * b0]
+        p = np.arange(8 * b0, 8 * b0 + windows.size, dtype=idx_dtype)
+        next_pos[8 * b0:8 * b0 + windows.size] = np.minimum(p + length_of[lookup(windows)], nbits)
     next_pos[nbits] = nbits
-    del nbytes
-    # Follow the chain 0 -> next_pos[0] -> ... for `count` steps: anchors every `step`
-    # symbols by pointer jumping, then all anchors advance together.
-    step = 1 << max(0, (math.isqrt(count) or 1).bit_length() - 1)
-    jump = next_pos
-    for _ in range(step.bit_length() - 1):
-        jump = jump[jump]
-    n_anchor = -(-count // step)
-    anchors = np.empty(n_anchor, np.int64)
-    p = 0
-    for k in range(n_anchor):
-        anchors[k] = p
-        p = int(jump[p])
-    table = np.empty((n_anchor, step), np.int64)
-    cur = anchors
-    for j in range(step):
-        table[:, j] = cur
-        cur = next_pos[cur].astype(np.int64)
-    starts = table.ravel()[:count]
+    starts = _follow_chain(next_pos, 0, count)
     if int(starts.max()) >= nbits:
         raise _corrupt(f"a Huffman stream of {nbits} bits ends before its {count} symbols")
-    sym_idx = lookup(starts)
+    sym_idx = lookup(_windows(v64, starts))
     last_end = int(starts[-1]) + int(sorted_len[sym_idx[-1]])
     if last_end != nbits:
         raise _corrupt(f"a Huffman stream's {count} symbols end at bit {last_end}, not at its "
@@ -611,36 +649,34 @@ def _huffman_chain_decode(data: bytes, nbits: int, count: int, lengths: np.ndarr
 def quantize_frequencies(counts: np.ndarray, scale_bits: int) -> np.ndarray:
     """Frequencies ``f_s >= 1`` for every used symbol, summing to ``2**scale_bits``.
 
-    Starts from ``floor(count * M / n)`` and hands out (or takes back) the remainder one unit
-    at a time to whichever symbol gains (loses) the fewest coded bits, ``count * log2``
-    of the ratio, so the result minimises the cross-entropy among nearby tables.
+    Starts from ``floor(count * M / n)`` (at least 1), then hands the remainder to the
+    symbols that gain the most coded bits from one more unit (``count * log2((f + 1) / f)``),
+    or takes an excess back, a unit at a time, from those that lose the fewest: the
+    greedy step of minimising the cross-entropy ``-sum count * log2(f / M)``.
     """
     counts = np.asarray(counts, np.int64)
     used = np.flatnonzero(counts)
     m = 1 << scale_bits
     if used.size > m:
         raise InvalidValueError(f"{used.size} symbols do not fit a frequency table of {m}")
-    n = int(counts.sum())
     f = np.zeros(counts.size, np.int64)
     if used.size == 0:
         return f
-    f[used] = np.maximum(counts[used] * m // n, 1)
-    diff = m - int(f.sum())
-    if diff > 0:
-        heap = [(-(int(counts[s]) * math.log2((f[s] + 1) / f[s])), int(s)) for s in used]
-        heapq.heapify(heap)
-        for _ in range(diff):
-            _, s = heapq.heappop(heap)
-            f[s] += 1
-            heapq.heappush(heap, (-(int(counts[s]) * math.log2((f[s] + 1) / f[s])), s))
-    elif diff < 0:
-        heap = [(int(counts[s]) * math.log2(f[s] / (f[s] - 1)), int(s)) for s in used if f[s] > 1]
-        heapq.heapify(heap)
-        for _ in range(-diff):
-            _, s = heapq.heappop(heap)
-            f[s] -= 1
-            if f[s] > 1:
-                heapq.heappush(heap, (int(counts[s]) * math.log2(f[s] / (f[s] - 1)), s))
+    n = int(counts.sum())
+    c = counts[used].astype(np.float64)
+    fu = np.maximum(counts[used] * m // n, 1)
+    diff = m - int(fu.sum())
+    if diff > 0:  # diff < number of used symbols: each gets at most one more unit
+        gain = c * np.log2((fu + 1) / fu)
+        fu[np.argsort(-gain, kind="stable")[:diff]] += 1
+    while diff < 0:
+        diff = m - int(fu.sum())
+        if diff >= 0:
+            break
+        can = np.flatnonzero(fu > 1)
+        loss = c[can] * np.log2(fu[can] / (fu[can] - 1))
+        fu[can[np.argsort(loss, kind="stable")[:-diff]]] -= 1
+    f[used] = fu
     return f
 
 
@@ -663,13 +699,16 @@ def encode_rans(symbols: np.ndarray, lanes: int | None = None, scale_bits: int |
     lo = max(1, (n_used - 1).bit_length())
     if scale_bits is None:
         best = None
-        for p in range(lo, 17):
+        worse = 0
+        for p in range(lo, 17):  # the cost is about unimodal in p: stop once it rises twice
             f = quantize_frequencies(counts, p)
-            w = _BitWriter()
-            _write_table(w, f)
-            cost = w.bits + _rans_cost_bits(counts, f, p)
+            cost = int(_table_codes(f)[1].sum()) + _rans_cost_bits(counts, f, p)
             if best is None or cost < best[0]:
-                best = (cost, p)
+                best, worse = (cost, p), 0
+            else:
+                worse += 1
+                if worse == 2:
+                    break
         scale_bits = best[1] if best else lo
     if not lo <= scale_bits <= 16:
         raise InvalidValueError(f"rANS precision {scale_bits} bits must be in {lo}..16")
@@ -683,6 +722,7 @@ def encode_rans(symbols: np.ndarray, lanes: int | None = None, scale_bits: int |
     if not 1 <= lanes <= MAX_RANS_LANES:
         raise InvalidValueError(f"rANS lanes {lanes} must be in 1..{MAX_RANS_LANES}")
     lanes = min(lanes, max(1, n))
+    _check_rans_shape(n, lanes, InvalidValueError)
     out.append(encode_varint(lanes))
     if n == 0:
         out.append(RANS_L.to_bytes(4, "little") + encode_varint(0))
@@ -726,6 +766,14 @@ def encode_rans(symbols: np.ndarray, lanes: int | None = None, scale_bits: int |
     for lane in range(lanes):
         out.append(buf[lane, :fill[lane]][::-1].tobytes())
     return b"".join(out)
+
+
+def _check_rans_shape(count: int, lanes: int, error: type) -> None:
+    steps = -(-count // lanes) if count else 0
+    limit = RANS_SCALAR_MAX if lanes == 1 else RANS_MAX_STEPS
+    if steps > limit:
+        raise error(f"a rANS stream of {count} symbols in {lanes} lane(s) takes {steps} steps "
+                    f"(at most {limit})")
 
 
 def _rans_encode_scalar(symbols: list[int], freqs: list[int], cum: list[int], scale_bits: int) -> tuple[int, bytes]:
@@ -779,6 +827,7 @@ def decode_rans(payload: bytes | memoryview, count: int, alphabet: int) -> np.nd
     lanes, pos = decode_varint(payload, pos, "rANS lane count")
     if not 1 <= lanes <= MAX_RANS_LANES or lanes > max(1, count):
         raise _corrupt(f"rANS stream declares {lanes} lanes for {count} symbols")
+    _check_rans_shape(count, lanes, lambda m: _corrupt(m))
     states = np.empty(lanes, np.uint64)
     sizes = np.empty(lanes, np.int64)
     for lane in range(lanes):
@@ -870,7 +919,9 @@ def encode_stream(symbols: np.ndarray, alphabet: int, coder: str = "auto") -> En
 
     ``auto`` takes the smallest of fixed width, Huffman and rANS, tables included (ties go
     to the faster decoder: fixed, then Huffman); ``huffman`` the smaller of fixed width and
-    Huffman (Deep Compression's choice); ``rans`` or ``fixed`` that coder alone.
+    Huffman (Deep Compression's choice); ``rans`` or ``fixed`` that coder alone (a stream
+    longer than :data:`RANS_MAX_SYMBOLS` falls back to fixed width under ``rans``, and to the
+    smaller of fixed width and Huffman under ``auto``).
     """
     if coder not in CODER_CHOICES:
         raise InvalidValueError(f"unknown coder '{coder}'", f"use one of {', '.join(CODER_CHOICES)}")
@@ -879,19 +930,26 @@ def encode_stream(symbols: np.ndarray, alphabet: int, coder: str = "auto") -> En
     symbols = _check_symbols(symbols, alphabet)
     n = symbols.size
     width = (alphabet - 1).bit_length()
-    counts = np.bincount(symbols) if n else np.zeros(1, np.int64)
-    h = _entropy_of_counts(counts)
     table_ok = alphabet <= MAX_ALPHABET
+    if not n:
+        counts = np.zeros(1, np.int64)
+    elif table_ok:
+        counts = np.bincount(symbols)
+    else:  # 32-bit symbols: count the distinct values only
+        counts = np.unique(symbols, return_counts=True)[1]
+    h = _entropy_of_counts(counts)
     candidates: list[tuple[int, int, str, bytes]] = []
     if coder in ("auto", "huffman", "fixed") or not table_ok:
         candidates.append((0, 0, "fixed", encode_fixed(symbols, width)))
     if table_ok and coder in ("auto", "huffman"):
         candidates.append((0, 1, "huffman", encode_huffman(symbols, counts)))
-    if table_ok and coder in ("auto", "rans"):
+    if table_ok and coder in ("auto", "rans") and n <= RANS_MAX_SYMBOLS:
         # rANS cannot beat the bound; skip its (slower) encoder when Huffman is already
         # within the rANS overhead of the bound.
         if coder == "rans" or not candidates or 8 * len(candidates[-1][3]) > h + 64:
             candidates.append((0, 2, "rans", encode_rans(symbols)))
+    if not candidates:  # rANS asked for a stream too long for it
+        candidates.append((0, 0, "fixed", encode_fixed(symbols, width)))
     name, payload = min(((len(c[3]), c[1], c[2], c[3]) for c in candidates))[2:]
     return EncodedStream(name, n, payload, h, n * width)
 
@@ -959,3 +1017,33 @@ def positions_from_gaps(gaps: np.ndarray, size: int) -> np.ndarray:
     if positions.size and int(positions[-1]) >= size:
         raise _corrupt(f"sparse positions run to {int(positions[-1])}, past the layer's {size} elements")
     return positions
+
+
+def estimate_sparse_bits(positions: np.ndarray, values: np.ndarray, gap_bits: int) -> float:
+    """About what a sparse layer's gap and value streams cost at ``gap_bits``, coded.
+
+    Their entropy bound plus about 6 bits per table entry; fillers count as a value symbol
+    of their own. Used to choose the gap width.
+    """
+    positions = np.asarray(positions, np.int64)
+    values = np.asarray(values, np.int64)
+    filler = int(values.max()) + 1 if values.size else 0
+    gaps, vals = gaps_from_positions(positions, values, gap_bits, filler)
+    table = 6 * (np.unique(gaps).size + np.unique(vals).size)  # about 6 bits per table entry
+    return entropy_bits(gaps) + entropy_bits(vals) + table
+
+
+def best_gap_bits(positions: np.ndarray, values: np.ndarray, candidates: range = range(1, 17)) -> int:
+    """The gap width (bits) whose streams cost least (:func:`estimate_sparse_bits`).
+
+    A narrow width needs many fillers; a wide one spreads the gaps over a larger alphabet.
+    With entropy coding the best width is usually the one just past most gaps.
+    """
+    best: tuple[float, int] | None = None
+    for b in candidates:
+        cost = estimate_sparse_bits(positions, values, b)
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, b)
+    if best is None:
+        raise InvalidValueError("no candidate gap width given")
+    return best[1]

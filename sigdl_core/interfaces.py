@@ -73,6 +73,7 @@ class ArrayDataset:
     num_classes: int
     timing_only: bool = False
     description: str = ""
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -481,6 +482,16 @@ class Emulator(ABC):
     ) -> EmulationReport:
         """Accuracy (unless ``data`` is None or timing-only), latency, fps, memory, power."""
 
+    def export_target_model(
+        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path
+    ) -> Path | None:
+        """Writes the model in the form the target runs (FP16, int8 QDQ …) into ``folder``.
+
+        Returns its path, or None where the target runs ``onnx_path`` as it is. ``data``
+        calibrates integer formats. The loop stores the result beside the chosen model.
+        """
+        return None
+
 
 # --------------------------------------------------------------------------- registration specs
 
@@ -533,14 +544,25 @@ class DatasetSpec:
     source: str = ""
 
 
+#: What a compressor does, so that the loop's search can turn its knob:
+#: ``prune`` accepts ``sparsity`` as a mapping layer name → fraction removed;
+#: ``quantize`` accepts ``layers`` as a mapping layer name → bits per weight;
+#: ``encode`` (entropy coding) and ``other`` take no knob from the search.
+COMPRESSOR_ROLES = ("prune", "quantize", "encode", "other")
+
+
 @dataclass(frozen=True)
 class CompressorSpec:
-    """A compressor. ``params`` documents its parameters: name → one-line description."""
+    """A compressor. ``params`` documents its parameters: name → one-line description.
+
+    ``role`` (one of :data:`COMPRESSOR_ROLES`) tells the loop's search which knob it has.
+    """
 
     name: str
     description: str
     factory: Callable[[], Compressor]
     params: Mapping[str, str] = field(default_factory=dict)
+    role: str = "other"
     source: str = ""
 
 

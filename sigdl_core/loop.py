@@ -35,6 +35,8 @@ class Observer(Protocol):
 
     def progress(self, description: str, completed: int, total: int) -> None: ...
 
+    def candidate_finished(self, record: Mapping[str, Any], cached: bool) -> None: ...
+
 
 class SilentObserver:
     """An observer that shows nothing (``-q`` and ``--json``)."""
@@ -46,6 +48,9 @@ class SilentObserver:
         pass
 
     def progress(self, description: str, completed: int, total: int) -> None:
+        pass
+
+    def candidate_finished(self, record: Mapping[str, Any], cached: bool) -> None:
         pass
 
 
@@ -97,6 +102,10 @@ class Session:
             read_regular_file(path, "model file")
         self.framework_name()
         registry.dataset_spec(self.recipe.dataset)
+        for name in self.recipe.compress["chain"]:
+            registry.get("compressor", name)
+        for name in self.recipe.targets:
+            registry.get("emulator", registry.get("target", name).emulator)
 
     def framework_name(self) -> str:
         """The recipe's framework, else the model file's, else the zoo model's."""
@@ -138,14 +147,35 @@ def accuracy_dict(acc: Accuracy | None) -> dict[str, Any] | None:
     return acc.to_dict() if acc is not None else None
 
 
-def run_baseline(session: Session) -> dict[str, Any]:
-    """Builds (or loads), trains, tests and exports the recipe's model; writes the report.
+def _concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:
+    import numpy as np
 
-    Returns the report as written to ``report.json``.
+    if a.input_shape != b.input_shape:
+        raise BadInputError(f"new data has samples of shape {b.input_shape}, the model takes {a.input_shape}",
+                            "give images of the model's input size and channels")
+    return ArrayDataset(f"{a.name}+{b.name}", np.concatenate([a.x_train, b.x_train]),
+                        np.concatenate([a.y_train, b.y_train]), a.x_test, a.y_test, a.num_classes)
+
+
+def run_loop(session: Session, resume: bool = False, new_data: Path | None = None) -> dict[str, Any]:
+    """The whole loop; returns the report as written to ``report.json``.
+
+    Baseline → re-test on the targets → (search: compress, retrain, test, encode, re-test) →
+    choose → ``model.sigdl``, ``model.onnx``, target models, ``report.json|md|html`` and plots.
+    Every finished piece is checkpointed in the run folder, so ``resume=True`` continues a
+    killed run without redoing or losing finished work.
     """
+    from .budget import Budget
+    from .runstore import RunStore
+
     recipe, registry, run_dir = session.recipe, session.plugins.registry, session.run_dir
     session.check()
+    targets = [registry.get("target", t) for t in recipe.targets]
+    budget = Budget(**recipe.budget)
     run_dir.mkdir(parents=True, exist_ok=True)
+    store = RunStore(run_dir)
+    if not resume:
+        store.save("recipe.json", recipe.to_mapping())
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
 
@@ -153,31 +183,82 @@ def run_baseline(session: Session) -> dict[str, Any]:
         fw_name = session.framework_name()
         framework = registry.framework(fw_name)
         data = session.load_data()
-        model, built = session.obtain_model(framework, data)
-        result.update(framework=fw_name, dataset=data.summary(), built=built)
-
-    history = None
-    if built and recipe.train.epochs > 0:
-        with session.stage("train", recipe.train.to_dict()) as result:
-            history = framework.train(model, data, recipe.train, progress=session.observer.progress)
-            result.update(history.to_dict())
-
-    accuracy = None
-    if not data.timing_only:
-        with session.stage("test", {"split": "test", "samples": len(data.y_test)}) as result:
-            accuracy = framework.evaluate(model, data, "test")
-            result.update(accuracy.to_dict())
-
-    with session.stage("export", {"folder": str(run_dir)}) as result:
         suffix = (registry.get("framework", fw_name).suffixes or (".model",))[0]
-        checkpoint = framework.save(model, run_dir / f"model{suffix}")
-        onnx_path = framework.export_onnx(model, run_dir / "model.onnx")
-        result.update(checkpoint=checkpoint.name, onnx=onnx_path.name)
+        checkpoint = run_dir / f"baseline{suffix}"
+        cached = store.load("baseline.json") if resume else None
+        if cached is not None and checkpoint.is_file():
+            model, built = framework.load(checkpoint), False
+        else:
+            cached = None
+            model, built = session.obtain_model(framework, data)
+        result.update(framework=fw_name, dataset=data.summary(), resumed=cached is not None)
 
-    parameters = framework.parameter_count(model)
+    extra = None
+    if new_data is not None:
+        extra = _take_new_data(session, new_data, data)
+    train_data = _concat(data, extra) if extra is not None else data
+
+    if cached is None:
+        history = None
+        if built and recipe.train.epochs > 0:
+            with session.stage("train", recipe.train.to_dict()) as result:
+                history = framework.train(model, train_data, recipe.train, progress=session.observer.progress)
+                result.update(history.to_dict())
+        accuracy = None
+        if not data.timing_only:
+            with session.stage("test", {"split": "test", "samples": len(data.y_test)}) as result:
+                accuracy = framework.evaluate(model, data, "test")
+                result.update(accuracy.to_dict())
+        framework.save(model, checkpoint)
+        baseline_targets = {}
+        if targets:
+            with session.stage("emulate", {"targets": ",".join(t.name for t in targets), "model": "baseline"}):
+                baseline_targets = _emulate(session, framework, model, data, targets)
+        cached = {
+            "accuracy": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
+            "new_data_accuracy": framework.evaluate(model, extra, "test").top1 if extra is not None else None,
+            "parameters": framework.parameter_count(model),
+            "weights_bytes": 4 * sum(int(w.size) for w in framework.get_weights(model).values()),
+            "train": history.to_dict() if history else None,
+            "targets": baseline_targets,
+        }
+        store.save("baseline.json", cached)
+    baseline = cached
+
+    candidates: list[dict[str, Any]] = []
+    stopped = None
+    chosen = None
+    if recipe.compress["chain"]:
+        from .search import Workbench, choose, run_search
+
+        bench = Workbench(
+            plugins=session.plugins, framework=framework, model=model, data=data, recipe=recipe, store=store,
+            baseline_weights=framework.get_weights(model), kinds=framework.layer_kinds(model),
+            baseline_top1=baseline["accuracy"], targets=targets, budget=budget, observer=session.observer,
+            new_data=extra, train_data=train_data,
+        )
+        with session.stage("search", {"chain": ",".join(recipe.compress["chain"]),
+                                      "strategy": recipe.search["strategy"]}) as result:
+            candidates, stopped = run_search(bench)
+            chosen = choose(candidates)
+            result.update(candidates=len(candidates), stopped=stopped)
+        if chosen is not None:
+            with session.stage("export", {"candidate": chosen["index"]}) as result:
+                result.update(_write_chosen(session, framework, model, bench, chosen, targets))
+        shortfalls = chosen["shortfalls"] if chosen else []
+        met = bool(chosen and chosen["met"])
+    else:
+        with session.stage("export", {"folder": str(run_dir)}) as result:
+            onnx_path = framework.export_onnx(model, run_dir / "model.onnx")
+            result.update(onnx=onnx_path.name)
+        from dataclasses import asdict
+
+        shortfalls = [asdict(s) | {"text": s.text()} for s in budget.check(None, None, None, baseline["targets"])]
+        met = not shortfalls
+
     report: dict[str, Any] = {
         "sigdl_version": __version__,
-        "kind": "baseline",
+        "kind": "loop" if recipe.compress["chain"] else "baseline",
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 3),
         "host": {"python": platform.python_version(), "machine": platform.machine(),
@@ -186,18 +267,113 @@ def run_baseline(session: Session) -> dict[str, Any]:
         "model": {"architecture": model.architecture, "framework": fw_name,
                   "input_shape": list(model.input_shape), "num_classes": model.num_classes},
         "dataset": data.summary(),
-        "baseline": {
-            "accuracy": accuracy.top1 if accuracy else None,
-            "top5": accuracy.top5 if accuracy else None,
-            "parameters": parameters,
-            "weights_bytes": parameters * 4,  # fp32
-            "train": history.to_dict() if history else None,
-        },
+        "new_data": extra.summary() if extra is not None else None,
+        "baseline": baseline,
+        "budget": budget.to_dict(),
+        "budget_floor": budget.accuracy_floor(baseline["accuracy"]) if baseline["accuracy"] is not None else None,
+        "chosen": chosen,
+        "met": met,
+        "shortfalls": shortfalls,
+        "stopped": stopped,
+        "candidates": candidates,
         "stages": session.stages,
-        "files": {"checkpoint": checkpoint.name, "onnx": onnx_path.name,
-                  "report_json": "report.json", "report_md": "report.md"},
-        "met": True,
+        "files": _files(run_dir, chosen, checkpoint),
     }
-    write_run_report(run_dir, report)
+    with session.stage("report", {"folder": str(run_dir)}) as result:
+        from .plots import write_plots
+
+        report["plots"] = {k: f"plots/{v}" for k, v in write_plots(report, run_dir / "plots").items()}
+        write_run_report(run_dir, report)
+        result.update(files=sorted(report["files"]))
     session.plugins.hook.sigdl_run_finished(run_dir=run_dir, report=report)
     return report
+
+
+def _take_new_data(session: Session, folder: Path, data: ArrayDataset) -> ArrayDataset:
+    """Copies field data into the run folder (and nowhere else) and loads it from there.
+
+    The images are resized to the model's input and brought into the base dataset's
+    normalisation, so that they mean to the model what its training data meant.
+    """
+    import shutil
+
+    import numpy as np
+
+    if not folder.is_dir():
+        raise BadInputError(f"new data folder '{folder}' does not exist or is not a folder",
+                            "give a folder with one subfolder of images per class")
+    if len(data.input_shape) != 3:
+        raise BadInputError(f"new data are images, but the model takes inputs of shape {data.input_shape}",
+                            "use --new-data with an image model")
+    copy = session.run_dir / "new_data"
+    if not copy.exists():
+        shutil.copytree(folder, copy)
+    height, width = data.input_shape[1:]
+    new = session.plugins.registry.load_dataset(f"image-folder:{copy}@{height}x{width}", session.recipe.seed)
+    if new.input_shape[0] != data.input_shape[0]:
+        raise BadInputError(f"new data images have {new.input_shape[0]} channels, the model takes {data.input_shape[0]}",
+                            "give greyscale images for a greyscale model, colour for colour")
+    if new.num_classes > data.num_classes:
+        raise BadInputError(f"new data have {new.num_classes} classes, the model knows {data.num_classes}",
+                            "name the class folders 0, 1, … as the model's classes")
+    if new.normalization is not None and data.normalization is not None:
+        (m_new, s_new), (m_base, s_base) = new.normalization, data.normalization
+        shape = (1, -1, 1, 1)
+
+        def remap(x: np.ndarray) -> np.ndarray:
+            raw = x * np.reshape(s_new, shape) + np.reshape(m_new, shape)
+            return ((raw - np.reshape(m_base, shape)) / np.reshape(s_base, shape)).astype(np.float32)
+
+        new.x_train, new.x_test = remap(new.x_train), remap(new.x_test)
+    return new
+
+
+def _emulate(session: Session, framework: Framework, model: Model, data: ArrayDataset,
+             targets: list[Any]) -> dict[str, dict[str, Any]]:
+    import tempfile
+
+    from .search import target_record
+
+    registry = session.plugins.registry
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="sigdl-base-") as tmp:
+        onnx_path = framework.export_onnx(model, Path(tmp) / "model.onnx")
+        for spec in targets:
+            out[spec.name] = target_record(registry.emulator(spec.emulator).emulate(onnx_path, spec, data, {}))
+    return out
+
+
+def _write_chosen(session: Session, framework: Framework, model: Model, bench: Any,
+                  chosen: dict[str, Any], targets: list[Any]) -> dict[str, Any]:
+    """``model.sigdl`` (the chosen candidate's), ``model.onnx`` decoded from it, target models."""
+    import shutil
+
+    from .artifact import load_weights
+    from .files import atomic_path
+
+    run_dir = session.run_dir
+    with atomic_path(run_dir / "model.sigdl") as tmp:
+        shutil.copyfile(run_dir / chosen["artifact"], tmp)
+    weights, _meta = load_weights(run_dir / "model.sigdl")
+    framework.set_weights(model, weights)
+    onnx_path = framework.export_onnx(model, run_dir / "model.onnx")
+    written = []
+    for spec in targets:
+        folder = run_dir / "targets" / spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = session.plugins.registry.emulator(spec.emulator).export_target_model(
+            onnx_path, spec, bench.data, folder)
+        if path is not None:
+            written.append(str(Path(path).relative_to(run_dir)))
+        else:
+            folder.rmdir()
+    return {"sigdl": "model.sigdl", "onnx": onnx_path.name, "target_models": written}
+
+
+def _files(run_dir: Path, chosen: dict[str, Any] | None, checkpoint: Path) -> dict[str, Any]:
+    files: dict[str, Any] = {"baseline": checkpoint.name, "onnx": "model.onnx", "report_json": "report.json",
+                             "report_md": "report.md", "report_html": "report.html"}
+    if chosen is not None:
+        files["sigdl"] = "model.sigdl"
+        files["target_models"] = sorted(str(p.relative_to(run_dir)) for p in (run_dir / "targets").glob("*/*"))
+    return files

@@ -315,7 +315,6 @@ def _load_entry_points(loaded: LoadedPlugins, allow: list[str] | None, disabled:
         name_order=True,
         on_load_failure_callback=on_failure,
         on_missing_entrypoints_callback=on_missing,
-        verify_requirements=False,
     )
     for ext in manager.extensions:
         dist, version = installed.get(ext.name, (None, None))

@@ -45,6 +45,8 @@ def _train_schema() -> dict[str, Key]:
     }
 
 
+_NUM = (int, float, type(None))
+
 #: The recipe's keys. A nested dict is a section.
 SCHEMA: dict[str, Any] = {
     "model": Key((str,), "lenet300100", "a model name (sigdl models) or a model file"),
@@ -52,16 +54,48 @@ SCHEMA: dict[str, Any] = {
     "dataset": Key((str,), "mnist5k", "a dataset name, or name:argument (sigdl datasets)"),
     "seed": Key((int,), 0, "the seed of every random choice"),
     "train": _train_schema(),
+    "compress": {
+        "chain": Key((list,), [], "compressor names in order, e.g. [prune, quant] (sigdl compressors)"),
+        "params": Key((dict,), {}, "per compressor: its parameters, e.g. {prune: {sparsity: 0.9}}"),
+        "retrain": {
+            "epochs": Key((int,), 2, "retraining epochs after each compression stage (0: none)"),
+            "lr": Key((int, float), 0.01, "retraining learning rate"),
+            "optimizer": Key((str,), "sgd", "the retraining optimizer", ("sgd", "adam")),
+            "batch_size": Key((int,), 64, "samples per retraining step"),
+        },
+    },
+    "targets": Key((list,), [], "target names to re-test on (sigdl targets)"),
+    "budget": {
+        "max_accuracy_drop": Key(_NUM, 1.0, "most top-1 points the model may lose (1.0 = one point)"),
+        "max_relative_drop": Key(_NUM, None, "most top-1 it may lose relative to the baseline (0.02 = 2 %)"),
+        "min_fps": Key(_NUM, None, "fewest frames per second at batch 1, on every target"),
+        "max_latency_ms": Key(_NUM, None, "longest p95 latency in ms, on every target"),
+        "max_artifact_bytes": Key((int, type(None)), None, "largest .sigdl artifact in bytes"),
+        "max_power_w": Key(_NUM, None, "most power in W, on every target"),
+        "max_energy_mj": Key(_NUM, None, "most energy per inference in mJ, on every target"),
+    },
+    "search": {
+        "strategy": Key((str,), "auto", "auto: sensitivity, then bisection on strength, then bits; "
+                        "fixed: the chain's parameters as given", ("auto", "fixed")),
+        "sensitivity": Key((list,), [0.5, 0.7, 0.8, 0.9, 0.95, 0.98], "sparsities of the sensitivity analysis"),
+        "bisection_steps": Key((int,), 4, "bisection steps on the global pruning strength"),
+        "min_bits": Key((int,), 2, "fewest bits per weight the bits search tries"),
+    },
+    "limits": {
+        "max_candidates": Key((int,), 16, "most candidates to try"),
+        "max_seconds": Key(_NUM, 900, "most wall-clock seconds for the search (the baseline not counted)"),
+    },
 }
 
 EXAMPLE = """\
-# A SigDL recipe. Every key is optional; these are the defaults.
+# A SigDL recipe (YAML; TOML works too). Keys left out take these values.
 model: lenet300100        # a model name (sigdl models) or a model file (model.pt)
 framework: null           # null: the model's own framework
 dataset: mnist5k          # sigdl datasets; mnist-idx:DIR, image-folder:DIR, synthetic:SHAPE
-seed: 0                   # training and data splits are deterministic under a seed
-train:
-  epochs: 10
+seed: 0                   # training, retraining and splits are deterministic under a seed
+
+train:                    # the baseline (skipped when model is a file)
+  epochs: 12
   batch_size: 64
   optimizer: sgd          # sgd | adam
   lr: 0.05
@@ -70,12 +104,95 @@ train:
   schedule: cosine        # constant | step | cosine
   step_size: 5            # for schedule: step
   gamma: 0.1              # for schedule: step
+
+compress:
+  chain: [prune, quant, encode]   # in order (sigdl compressors); [] only trains and tests
+  params:                 # fixed parameters per compressor; the search sets the knobs
+    quant: {bits_conv: 8, bits_fc: 5}
+    encode: {coder: auto}
+  retrain:                # after each compression stage; masks and shared weights hold
+    epochs: 2
+    lr: 0.01
+    optimizer: sgd
+    batch_size: 64
+
+targets: [atom-x5-e3930]  # sigdl targets; every candidate is re-tested on each
+
+budget:                   # null: no limit
+  max_accuracy_drop: 1.0  # top-1 points (1.0 = one point below the baseline)
+  max_relative_drop: null # fraction of the baseline's top-1 (0.02 = 2 %)
+  min_fps: 200            # at batch 1, on every target
+  max_latency_ms: null    # p95, on every target
+  max_artifact_bytes: null
+  max_power_w: null
+  max_energy_mj: null
+
+search:
+  strategy: auto          # auto: sensitivity, bisection on strength, fewest bits; fixed: params as given
+  sensitivity: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]
+  bisection_steps: 3
+  min_bits: 2
+
+limits:
+  max_candidates: 14
+  max_seconds: 150        # the search's wall time (the baseline not counted)
 """
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if not all(isinstance(v, str) and v for v in value):
+        raise InvalidValueError(f"recipe key '{where}' must be a list of names, got {value!r}",
+                                "e.g. [prune, quant]" if "chain" in where else "e.g. [atom-x5-e3930]")
+    return list(value)
+
+
+def _check_params(params: Mapping[str, Any], chain: list[str]) -> None:
+    for name, value in params.items():
+        if name not in chain:
+            raise BadInputError(f"recipe key 'compress.params.{name}' names a compressor not in the chain",
+                                "chain: " + (", ".join(chain) or "(empty)"))
+        if not isinstance(value, Mapping):
+            raise InvalidValueError(f"recipe key 'compress.params.{name}' must be a mapping of parameters",
+                                    f"e.g. {name}: {{...}} (sigdl compressors lists them)")
+
+
+def _check_search(search: Mapping[str, Any], limits: Mapping[str, Any]) -> None:
+    grid = search["sensitivity"]
+    if not grid or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s < 1 for s in grid):
+        raise InvalidValueError(f"recipe key 'search.sensitivity' is {grid!r}",
+                                "give sparsities strictly between 0 and 1, e.g. [0.5, 0.8, 0.9]")
+    if search["bisection_steps"] < 0:
+        raise InvalidValueError("recipe key 'search.bisection_steps' must be >= 0")
+    if not 1 <= search["min_bits"] <= 16:
+        raise InvalidValueError("recipe key 'search.min_bits' must be between 1 and 16")
+    if limits["max_candidates"] < 1:
+        raise InvalidValueError("recipe key 'limits.max_candidates' must be >= 1")
+    if limits["max_seconds"] is not None and limits["max_seconds"] <= 0:
+        raise InvalidValueError("recipe key 'limits.max_seconds' must be > 0, or null for no limit")
+
+
+def _yaml12_float(text: str) -> Any:
+    """``1.0e12`` and ``1e-3`` as numbers: YAML 1.2 floats that PyYAML (YAML 1.1) leaves as text."""
+    import re
+
+    if re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text.strip()):
+        return float(text)
+    return text
 
 
 def _type_names(types: tuple[type, ...]) -> str:
     names = {int: "a whole number", float: "a number", str: "text", bool: "true/false",
              type(None): "null", list: "a list", dict: "a mapping"}
+    if float in types:
+        types = tuple(t for t in types if t is not int)
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
@@ -98,6 +215,8 @@ def validate(data: Any, schema: Mapping[str, Any] = SCHEMA, where: str = "") -> 
         if isinstance(rule, dict):
             out[key] = validate(value if value is not None else {}, rule, path)
             continue
+        if isinstance(value, str) and float in rule.types:
+            value = _yaml12_float(value)
         ok = isinstance(value, rule.types) and not (isinstance(value, bool) and bool not in rule.types)
         if not ok:
             raise InvalidValueError(
@@ -123,13 +242,36 @@ class Recipe:
     dataset: str = "mnist5k"
     seed: int = 0
     train: TrainSettings = field(default_factory=TrainSettings)
+    compress: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["compress"], "compress"))
+    targets: tuple[str, ...] = ()
+    budget: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["budget"], "budget"))
+    search: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["search"], "search"))
+    limits: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["limits"], "limits"))
     source: str = "built-in default"
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "recipe") -> Recipe:
         values = validate(data)
         train = TrainSettings(**values.pop("train"), seed=values["seed"])
+        values["targets"] = tuple(_names(values["targets"], "targets"))
+        values["compress"]["chain"] = _names(values["compress"]["chain"], "compress.chain")
+        _check_params(values["compress"]["params"], values["compress"]["chain"])
+        _check_search(values["search"], values["limits"])
         return cls(train=train, source=source, **values)
+
+    def retrain_settings(self) -> TrainSettings:
+        """Training settings for retraining after compression (constant schedule)."""
+        r = self.compress["retrain"]
+        return TrainSettings(epochs=r["epochs"], lr=r["lr"], optimizer=r["optimizer"],
+                             batch_size=r["batch_size"], schedule="constant", momentum=self.train.momentum,
+                             seed=self.seed)
+
+    @classmethod
+    def default(cls) -> Recipe:
+        """The built-in run of ``sigdl run``: the example recipe above."""
+        import yaml
+
+        return cls.from_mapping(yaml.safe_load(EXAMPLE), source="built-in default")
 
     @classmethod
     def from_file(cls, path: os.PathLike[str] | str) -> Recipe:
@@ -147,7 +289,7 @@ class Recipe:
             raise BadInputError(f"recipe '{p}' is not valid {'TOML' if p.suffix == '.toml' else 'YAML'}: {first}") from None
         return cls.from_mapping(data if data is not None else {}, source=str(p))
 
-    def with_overrides(self, **overrides: Any) -> Recipe:
+    def with_overrides(self, **overrides: Any) -> Recipe:  # noqa: D401
         """A copy with the non-None values replaced; ``train`` keys go by their own names."""
         train_keys = set(TrainSettings.__dataclass_fields__)
         train = {k: v for k, v in overrides.items() if k in train_keys and v is not None}
@@ -159,7 +301,15 @@ class Recipe:
         train = self.train.to_dict()
         train.pop("seed")
         return {"model": self.model, "framework": self.framework, "dataset": self.dataset,
-                "seed": self.seed, "train": train, "source": self.source}
+                "seed": self.seed, "train": train, "compress": _plain(self.compress),
+                "targets": list(self.targets), "budget": dict(self.budget), "search": _plain(self.search),
+                "limits": dict(self.limits), "source": self.source}
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The recipe as a mapping :meth:`from_mapping` reads back (``source`` left out)."""
+        out = self.to_dict()
+        out.pop("source")
+        return out
 
     def model_path(self) -> Path | None:
         """The model file the recipe names, or None when it names a zoo model."""

@@ -38,11 +38,53 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+def _fmt(v: Any, unit: str = "", digits: int = 3) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}{unit}"
+    return f"{v}{unit}"
+
+
+def _budget_lines(budget: Mapping[str, Any]) -> list[str]:
+    names = {"max_accuracy_drop": ("accuracy drop", "≤ {} points"), "max_relative_drop": ("relative drop", "≤ {}"),
+             "min_fps": ("fps at batch 1", "≥ {}"), "max_latency_ms": ("p95 latency", "≤ {} ms"),
+             "max_artifact_bytes": ("artifact", "≤ {} bytes"), "max_power_w": ("power", "≤ {} W"),
+             "max_energy_mj": ("energy per inference", "≤ {} mJ")}
+    return [f"{label} {form.format(budget[k])}" for k, (label, form) in names.items() if budget.get(k) is not None]
+
+
+def target_rows(baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None) -> list[list[Any]]:
+    """Per target and measure: baseline, chosen, and the method behind the chosen figure."""
+    rows = []
+    chosen_targets = (chosen or {}).get("targets") or {}
+    base_targets = baseline.get("targets") or {}
+    for name in sorted(set(base_targets) | set(chosen_targets)):
+        b, c = base_targets.get(name, {}), chosen_targets.get(name, {})
+        for key, label, unit in (("accuracy", "top-1", ""), ("latency_ms_p50", "latency p50", " ms"),
+                                 ("latency_ms_p95", "latency p95", " ms"), ("fps_batch1", "fps (batch 1)", ""),
+                                 ("peak_memory_bytes", "peak memory", ""), ("power_w", "power", " W"),
+                                 ("energy_mj", "energy / inference", " mJ")):
+            def value(rep: Mapping[str, Any]) -> str:
+                v = rep.get(key)
+                if key == "accuracy":
+                    return percent((v or {}).get("top1")) if v else "—"
+                if key == "peak_memory_bytes":
+                    return human_bytes(v)
+                return _fmt(v, unit)
+
+            method = ((c or b).get("provenance") or {}).get(key, {}).get("method", "")
+            rows.append([name, label, value(b), value(c) if c else "—", method])
+    return rows
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The Markdown form of a run report."""
     recipe = report.get("recipe", {})
     model = report.get("model", {})
     baseline = report.get("baseline", {})
+    chosen = report.get("chosen")
+    verdict = "**met**" if report.get("met") else "**NOT met**"
     out = [
         f"# SigDL run: {model.get('architecture', recipe.get('model', '?'))} on "
         f"{report.get('dataset', {}).get('name', recipe.get('dataset', '?'))}",
@@ -50,22 +92,52 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"SigDL {report.get('sigdl_version', '?')}, started {report.get('started', '?')}, "
         f"{report.get('seconds', 0):.1f} s in all. Recipe: {recipe.get('source', '?')}.",
         "",
-        "## Baseline",
-        "",
-        markdown_table(
-            ["model", "framework", "parameters", "fp32 weights", "top-1", "top-5"],
-            [[model.get("architecture"), model.get("framework"),
-              f"{baseline.get('parameters', 0):,}", human_bytes(baseline.get("weights_bytes")),
-              percent(baseline.get("accuracy")), percent(baseline.get("top5"))]],
-        ),
+        f"Budget {verdict}: " + ("; ".join(_budget_lines(report.get("budget") or {})) or "no limits") + ".",
     ]
+    if report.get("shortfalls"):
+        out += ["", "Limits missed by the " + ("chosen" if report.get("met") else "best") + " model:", ""]
+        out += [f"- {s['text']}" for s in report["shortfalls"]]
+    if report.get("stopped"):
+        out += ["", f"The search stopped early: {report['stopped']}."]
+    rows = [["baseline", f"{baseline.get('parameters', 0):,}", human_bytes(baseline.get("weights_bytes")), "1×",
+             percent(baseline.get("accuracy")), percent(baseline.get("top5"))]]
+    if chosen:
+        rows.append([f"chosen (candidate {chosen['index']})", "", human_bytes(chosen.get("artifact_bytes")),
+                     f"{chosen.get('ratio', 0):.1f}×", percent(chosen.get("accuracy")), percent(chosen.get("top5"))])
+    out += ["", "## Model", "", markdown_table(["", "parameters", "size", "ratio", "top-1", "top-5"], rows)]
+    if report.get("new_data"):
+        out += ["", f"New data from the field: {report['new_data']['train']} samples added to retraining; "
+                f"accuracy on its held-out part: baseline {percent(baseline.get('new_data_accuracy'))}, chosen "
+                f"{percent((chosen or {}).get('new_data_accuracy'))} (old test set above)."]
+    trows = target_rows(baseline, chosen)
+    if trows:
+        out += ["", "## Targets", "", markdown_table(["target", "measure", "baseline", "chosen", "method"], trows)]
+        warnings = {(n, w) for n, r in ((chosen or {}).get("targets") or baseline.get("targets") or {}).items()
+                    for w in r.get("warnings", [])}
+        out += [f"- warning, {n}: {w}" for n, w in sorted(warnings)]
+    if chosen and chosen.get("layers"):
+        out += ["", "## Chosen model, per layer", "", markdown_table(
+            ["layer", "kept", "of", "bits per weight", "index bits", "entropy bound (bits)"],
+            [[n, f"{l.get('kept', 0):,}", f"{l.get('total', 0):,}", _fmt(l.get("bits_per_weight")),
+              f"{l.get('index_bits', 0):,}", f"{l.get('entropy_bits', 0):,.0f}" if l.get("entropy_bits") is not None else "—"]
+             for n, l in chosen["layers"].items()])]
+    cands = report.get("candidates") or []
+    if cands:
+        out += ["", f"## Candidates ({len(cands)})", "", markdown_table(
+            ["#", "phase", "setting", "top-1", "ratio", "bytes", "met", "missed"],
+            [[c["index"], c.get("phase"), c.get("note"), percent(c.get("accuracy")), _fmt(c.get("ratio"), "×"),
+              f"{c.get('artifact_bytes', 0):,}", "yes" if c.get("met") else "no",
+              "; ".join(s["limit"] + (f" ({s['target']})" if s.get("target") else "") for s in c.get("shortfalls", []))]
+             for c in cands])]
     train = baseline.get("train")
     if train and train.get("loss"):
-        out += ["", "### Training", "",
+        out += ["", "## Baseline training", "",
                 markdown_table(["epoch", "loss", "train top-1"],
                                [[i + 1, f"{l:.4f}", percent(a)] for i, (l, a) in
                                 enumerate(zip(train["loss"], train["train_top1"]))]),
                 "", f"{train.get('seconds', 0):.1f} s of training."]
+    for name, path in (report.get("plots") or {}).items():
+        out += ["", f"![{name}]({path})"]
     stages = report.get("stages", {})
     if stages:
         out += ["", "## Stages", "",
@@ -76,8 +148,55 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_run_report(run_dir: Path, report: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Writes ``report.json`` and ``report.md`` into ``run_dir``; returns their paths."""
+def render_html(report: Mapping[str, Any], run_dir: Path) -> str:
+    """A self-contained HTML page: the Markdown report's content, plots embedded."""
+    import base64
+    import html
+
+    md = render_markdown(report)
+    body = []
+    in_table = False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            name, path = line[2:].split("](", 1)
+            data = (run_dir / path.rstrip(")")).read_bytes()
+            body.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+                        f'{base64.b64encode(data).decode()}"></figure>')
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## ") or line.startswith("### "):
+            body.append(f"<h2>{html.escape(line.lstrip('#').strip())}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line.strip():
+            text = html.escape(line).replace("**", "")
+            body.append(f"<p>{text}</p>")
+    if in_table:
+        body.append("</table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+             "font-size:13px;text-align:left}th{background:#f3f3f3}img{max-width:100%}")
+    title = html.escape(md.splitlines()[0].lstrip("# "))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_run_report(run_dir: Path, report: Mapping[str, Any]) -> tuple[Path, Path, Path]:
+    """Writes ``report.json``, ``report.md`` and ``report.html`` into ``run_dir``."""
     json_path = atomic_write_json(run_dir / "report.json", report)
     md_path = atomic_write_text(run_dir / "report.md", render_markdown(report))
-    return json_path, md_path
+    html_path = atomic_write_text(run_dir / "report.html", render_html(report, run_dir))
+    return json_path, md_path, html_path

@@ -11,7 +11,8 @@ Installed with sigdl-core (entry point ``pytest11``), it gives every test suite:
 ``sigdl_cli``
     runs the ``sigdl`` command in-process: ``sigdl_cli(["targets", "--json"],
     plugins=[my_plugin_module])`` returns a result with ``exit_code``, ``stdout`` and
-    ``stderr``. Without ``plugins`` it uses the installed ones.
+    ``stderr``. Without ``plugins`` it uses the installed ones; with them, only those, unless
+    ``entry_points=True`` adds the installed ones too.
 
 Example, in a target plugin's tests::
 
@@ -70,10 +71,11 @@ def sigdl_cli() -> Callable[..., Any]:
 
     runner = CliRunner()
 
-    def invoke(args: Sequence[str], plugins: Sequence[object] | None = None, **kwargs: Any) -> Any:
+    def invoke(args: Sequence[str], plugins: Sequence[object] | None = None, entry_points: bool = False,
+               **kwargs: Any) -> Any:
         if plugins is None:
             return runner.invoke(app, list(args), prog_name="sigdl", **kwargs)
-        with use_plugins(_named(plugins), entry_points=False):
+        with use_plugins(_named(plugins), entry_points=entry_points):
             return runner.invoke(app, list(args), prog_name="sigdl", **kwargs)
 
     return invoke

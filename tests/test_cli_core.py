@@ -9,6 +9,14 @@ import onnx
 import pytest
 
 
+@pytest.fixture
+def plain(tmp_path) -> str:
+    """A recipe that only trains and tests: no compressors, no targets."""
+    path = tmp_path / "plain.yaml"
+    path.write_text("model: softmax\ndataset: digits-flat\ncompress: {chain: []}\ntargets: []\n")
+    return str(path)
+
+
 def one_error_line(result) -> str:
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
@@ -17,31 +25,31 @@ def one_error_line(result) -> str:
     return lines[0]
 
 
-def test_run_writes_the_run_folder_and_fires_every_hook(sigdl_cli, numpy_plugin, tmp_path) -> None:
+def test_run_writes_the_run_folder_and_fires_every_hook(sigdl_cli, numpy_plugin, plain, tmp_path) -> None:
     out = tmp_path / "run"
-    result = sigdl_cli(["run", "--model", "softmax", "--dataset", "digits-flat", "--epochs", "8",
+    result = sigdl_cli(["run", plain, "--model", "softmax", "--dataset", "digits-flat", "--epochs", "8",
                         "--lr", "0.5", "--out", str(out), "--json"], plugins=[numpy_plugin])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["baseline"]["accuracy"] > 0.90
     assert report["baseline"]["parameters"] == 650
     assert report["met"] is True
-    for name in ("model.npz", "model.onnx", "report.json", "report.md"):
+    for name in ("baseline.npz", "model.onnx", "report.json", "report.md", "report.html", "recipe.json"):
         assert (out / name).is_file(), name
     onnx.checker.check_model(onnx.load(out / "model.onnx"))
     assert json.loads((out / "report.json").read_text())["baseline"] == report["baseline"]
     assert "## Baseline" in (out / "report.md").read_text()
     stages = [s for kind, s in numpy_plugin.EVENTS if kind == "started"]
-    assert stages == ["load", "train", "test", "export"]
+    assert stages == ["load", "train", "test", "export", "report"]
     assert [s for kind, s in numpy_plugin.EVENTS if kind == "finished"] == stages
     assert numpy_plugin.EVENTS[-1] == ("run_finished", str(out))
 
 
-def test_run_then_test_the_saved_model(sigdl_cli, numpy_plugin, tmp_path) -> None:
+def test_run_then_test_the_saved_model(sigdl_cli, numpy_plugin, plain, tmp_path) -> None:
     out = tmp_path / "run"
-    assert sigdl_cli(["run", "-m", "softmax", "-d", "digits-flat", "--epochs", "3", "--lr", "0.5",
+    assert sigdl_cli(["run", plain, "--epochs", "3", "--lr", "0.5",
                       "-o", str(out), "-q"], plugins=[numpy_plugin]).exit_code == 0
-    result = sigdl_cli(["test", str(out / "model.npz"), "--dataset", "digits-flat", "--json"],
+    result = sigdl_cli(["test", str(out / "baseline.npz"), "--dataset", "digits-flat", "--json"],
                        plugins=[numpy_plugin])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["accuracy"]["top1"] > 0.85
@@ -49,7 +57,8 @@ def test_run_then_test_the_saved_model(sigdl_cli, numpy_plugin, tmp_path) -> Non
 
 def test_run_from_a_recipe_file_with_a_flag_overriding_it(sigdl_cli, numpy_plugin, tmp_path) -> None:
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("model: softmax\ndataset: digits-flat\ntrain:\n  epochs: 1\n  lr: 0.5\n")
+    recipe.write_text("model: softmax\ndataset: digits-flat\ntrain:\n  epochs: 1\n  lr: 0.5\n"
+                      "compress: {chain: []}\ntargets: []\n")
     result = sigdl_cli(["run", str(recipe), "--epochs", "2", "-o", str(tmp_path / "r"), "--json"],
                        plugins=[numpy_plugin])
     assert result.exit_code == 0, result.stderr
@@ -79,9 +88,11 @@ def test_listings_show_the_plugins_specs(sigdl_cli, numpy_plugin) -> None:
     (["test", "missing.npz", "-d", "digits-flat"], "does not exist"),
     (["test", "model.pt", "-d", "digits-flat"], "no installed framework reads"),
 ])
-def test_bad_input_gets_one_line_and_exit_2(sigdl_cli, numpy_plugin, tmp_path, monkeypatch, args, words) -> None:
+def test_bad_input_gets_one_line_and_exit_2(sigdl_cli, numpy_plugin, plain, tmp_path, monkeypatch, args, words) -> None:
     monkeypatch.chdir(tmp_path)
     Path("model.pt").write_bytes(b"not a model")
+    if args[0] == "run" and len(args) > 2:
+        args = ["run", plain, *args[1:]]
     line = one_error_line(sigdl_cli(args, plugins=[numpy_plugin]))
     assert words in line
 
@@ -117,7 +128,7 @@ def test_example_recipe_is_a_valid_recipe(sigdl_cli, tmp_path) -> None:
     text = sigdl_cli(["run", "--example"]).stdout
     path = tmp_path / "example.yaml"
     path.write_text(text)
-    assert Recipe.from_file(path).with_overrides() == Recipe(source=str(path))
+    assert Recipe.from_file(path).to_mapping() == Recipe.default().to_mapping()
 
 
 def test_toml_recipes_are_read_too(tmp_path) -> None:
@@ -132,3 +143,21 @@ def test_toml_recipes_are_read_too(tmp_path) -> None:
 def test_no_arguments_prints_help_and_version_works(sigdl_cli) -> None:
     assert "Usage" in sigdl_cli([]).stdout
     assert sigdl_cli(["--version"]).stdout.startswith("sigdl ")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("compress: {chain: [prune], params: {quant: {bits: 4}}}\n", "'compress.params.quant' names a compressor not in the chain"),
+    ("compress: {chain: [3]}\n", "must be a list of names"),
+    ("budget: {min_fps: -5}\n", "budget 'min_fps' is -5"),
+    ("budget: {min_fpz: 5}\n", "did you mean 'min_fps'?"),
+    ("search: {sensitivity: [0.5, 1.5]}\n", "strictly between 0 and 1"),
+    ("limits: {max_candidates: 0}\n", "max_candidates"),
+    ("targets: [no-such-board]\ncompress: {chain: []}\n", "unknown target 'no-such-board'"),
+    ("compress: {chain: [no-such-compressor]}\ntargets: []\n", "unknown compressor 'no-such-compressor'"),
+])
+def test_bad_loop_recipes_are_rejected_before_any_work(sigdl_cli, numpy_plugin, tmp_path, text, words) -> None:
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: softmax\ndataset: digits-flat\n" + text)
+    out = tmp_path / "never"
+    assert words in one_error_line(sigdl_cli(["run", str(recipe), "-o", str(out)], plugins=[numpy_plugin]))
+    assert not out.exists()

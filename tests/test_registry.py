@@ -105,3 +105,43 @@ def test_the_manager_fixture_holds_only_the_specs(sigdl_plugin_manager) -> None:
     assert sigdl_plugin_manager.get_plugins() == set()
     names = {n for n in dir(sigdl_plugin_manager.hook) if n.startswith("sigdl_")}
     assert names == set(hookspecs.REGISTRATION_HOOKS.values()) | set(hookspecs.LIFECYCLE_HOOKS)
+
+
+def test_factories_run_on_first_use_only_and_once(sigdl_plugins) -> None:
+    from sigdl_core.interfaces import CompressionResult, Compressor, CompressorSpec, Emulator, EmulatorSpec
+
+    built: list[str] = []
+
+    class Identity(Compressor):
+        name = "identity"
+
+        def compress(self, weights, kinds, params, previous=None):
+            return CompressionResult(weights=dict(weights))
+
+    class Nothing(Emulator):
+        name = "nothing"
+
+        def emulate(self, onnx_path, target, data, options=None):
+            raise AssertionError("not called here")
+
+    def make(kind, cls):
+        def factory():
+            built.append(kind)
+            return cls()
+        return factory
+
+    class Parts:
+        @hookimpl
+        def sigdl_compressors(self):
+            return [CompressorSpec("identity", "keeps weights", factory=make("compressor", Identity), role="other")]
+
+        @hookimpl
+        def sigdl_emulators(self):
+            return [EmulatorSpec("nothing", "emulates nothing", factory=make("emulator", Nothing))]
+
+    registry = sigdl_plugins(("parts", Parts())).registry
+    assert built == [] and registry.names("compressor") == ["identity"]
+    assert registry.compressor("identity") is registry.compressor("identity")
+    assert isinstance(registry.emulator("nothing"), Nothing)
+    assert built == ["compressor", "emulator"]
+    assert registry.get("compressor", "identity").source == "parts"

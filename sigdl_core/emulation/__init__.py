@@ -26,7 +26,8 @@ int16, … (:data:`FORMAT_BYTES`); a QDQ int8 model counts as int8.
     m = Machine("my-dsp", peak_flops={"fp32": 20e9, "int8": 80e9}, bandwidth=10e9,
                 efficiency={"conv": 0.6, "depthwise": 0.2, "default": 0.3},
                 per_node_overhead_s=20e-6, per_inference_overhead_s=0.5e-3,
-                fuse_epilogues=True, occupancy_half_outputs=0.0)
+                fuse_epilogues=True, occupancy_half_outputs=0.0, winograd_speedup=1.0)
+    # efficiency keys: an op class, "default", or "<class>@<format>" ("depthwise@fp16")
     # or machine_from_target(target_spec, efficiency=..., per_node_overhead_s=...)
     est = estimate_latency(cost, m, batch_size=1)     # RooflineEstimate
     est.latency_s, est.fps, est.compute_s, est.memory_s, est.overhead_s, est.nodes
@@ -48,11 +49,18 @@ process limited to the target's cores and memory::
     res.fits, res.latency_ms_p50, res.latency_ms_p95, res.fps_by_batch, res.peak_rss_bytes,
     res.accuracy, res.cpu_utilisation, res.affinity, res.warnings
 
+**Helpers**: :func:`round_to_fp16` (:mod:`.precision`) gives a copy of an FP32 model that
+computes with FP16-rounded weights and activations, for FP16 accuracy on a CPU;
+:class:`ReportBuilder` (:mod:`.reporting`) fills an ``EmulationReport`` field by field with
+the provenance of each number and refuses a number without one.
+
 The stable API is what this package exports (``__all__``); names starting with ``_`` may
 change.
 """
 
 from .cost import FORMAT_BYTES, OP_CLASSES, ModelCost, NodeCost, analyze_model, load_onnx, op_class_of
+from .precision import round_to_fp16
+from .reporting import NUMBER_FIELDS, ReportBuilder, missing_provenance
 from .roofline import (
     DEFAULT_BATCH_SIZES,
     Machine,
@@ -74,6 +82,8 @@ __all__ = [
     "FORMAT_BYTES",
     "OP_CLASSES",
     "Machine",
+    "NUMBER_FIELDS",
+    "ReportBuilder",
     "ModelCost",
     "NodeCost",
     "NodeTime",
@@ -88,6 +98,8 @@ __all__ = [
     "estimate_power",
     "load_onnx",
     "machine_from_target",
+    "missing_provenance",
+    "round_to_fp16",
     "op_class_of",
     "roofline_utilisation",
 ]

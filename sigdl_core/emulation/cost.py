@@ -186,6 +186,9 @@ class NodeCost:
     constant: bool = False
     fuses_into: str | None = None
     shapes_known: bool = True
+    kernel_shape: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    group: int = 1
 
     @property
     def activation_bytes(self) -> int:
@@ -220,7 +223,8 @@ class NodeCost:
             "output_bytes": self.output_bytes, "params": self.params,
             "output_shapes": [list(s) if s is not None else None for s in self.output_shapes],
             "constant": self.constant, "fuses_into": self.fuses_into,
-            "shapes_known": self.shapes_known,
+            "shapes_known": self.shapes_known, "kernel_shape": list(self.kernel_shape),
+            "strides": list(self.strides), "group": self.group,
         }
 
 
@@ -476,8 +480,8 @@ def _strip_initializer_data(model: onnx.ModelProto) -> onnx.ModelProto:
     light.CopyFrom(model)
     for t in light.graph.initializer:
         n = math.prod(t.dims) if t.dims else 1
-        if t.data_type in (TensorProto.INT64, TensorProto.INT32) and n <= 1024:
-            continue
+        if (t.data_type in (TensorProto.INT64, TensorProto.INT32) and n <= 1024) or n <= 16:
+            continue  # shape arithmetic and small parameters (Resize scales) keep their values
         # Keep dims and type; drop the payload.
         dims, dtype, name = list(t.dims), t.data_type, t.name
         t.Clear()
@@ -893,6 +897,11 @@ def analyze_model(
                 value = numpy_helper.to_array(init).astype(np.int64)
             except Exception:  # external data that was not loaded
                 value = None
+        elif init.data_type in (TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16) and n <= 16:
+            try:
+                value = numpy_helper.to_array(init).astype(np.float64)
+            except Exception:
+                value = None
         t[init.name] = _Tensor(tuple(int(d) for d in init.dims), init.data_type, True, value)
     for name, shape in fixed_inputs.items():
         elem = t[name].elem if name in t else TensorProto.FLOAT
@@ -922,6 +931,8 @@ def analyze_model(
         for i, name in enumerate(node.output):
             known = t.get(name)
             s = known.shape if known is not None else None
+            if op_class_of(node.op_type) in ("conv", "pool") and i < len(own) and own[i] is not None:
+                s = own[i]  # exact, and matches onnxruntime where ONNX inference does not (ceil_mode)
             if s is None and folded is not None and i < len(folded):
                 s = tuple(int(d) for d in np.shape(folded[i]))
             if s is None and i < len(own):
@@ -959,7 +970,7 @@ def analyze_model(
         key = node.name or f"{node.op_type}_{idx}"
         shapes = out_shapes_of[key]
         data_inputs = [n for n in node.input if n]
-        constant = all(t[n].constant for n in data_inputs) if data_inputs else True
+        constant = all(t[o].constant for o in node.output if o in t)
         known = all(s is not None for s in shapes) and all(
             t.get(n) is not None and t[n].shape is not None for n in data_inputs)
         if constant:
@@ -969,6 +980,9 @@ def analyze_model(
         w_bytes = in_bytes = params = 0
         for n in data_inputs:
             if t[n].constant:
+                if t[n].elem in (TensorProto.INT64, TensorProto.INT32) and node.op_type not in (
+                        "Gather", "GatherElements", "GatherND"):
+                    continue  # shapes, axes, pads: parameters of the op, not weights
                 src = _weight_source(n, producer, t)
                 b = nbytes(src)
                 w_bytes += b
@@ -985,13 +999,14 @@ def analyze_model(
         fmt = _node_format(node, t, eff)
         if not known and not constant:
             warnings.append(f"node '{key}' ({node.op_type}): shapes unknown, counted as zero")
+        kernel, strides, group = _window(node, t)
         costs.append(NodeCost(
             name=key, op_type=node.op_type, op_class=cls, fmt=fmt, macs=int(macs),
             flops=int(flops), weight_bytes=int(w_bytes), input_bytes=int(in_bytes),
             output_bytes=int(out_bytes), params=int(params),
             output_shapes=tuple(shapes), constant=bool(constant),
             fuses_into=_fusion_target(node, producer, consumers, graph_outputs, t),
-            shapes_known=known,
+            shapes_known=known, kernel_shape=kernel, strides=strides, group=group,
         ))
 
     if any(n.op_type in ("If", "Loop", "Scan") for n in g.node):
@@ -1007,6 +1022,22 @@ def analyze_model(
         _params_once=int(sum(weight_params.values())),
     )
     return cost.for_batch(batch_size)
+
+
+def _window(node: onnx.NodeProto, t: dict[str, _Tensor]) -> tuple[tuple[int, ...], tuple[int, ...], int]:
+    """Kernel shape, strides and groups of a Conv or pooling node (empty for others)."""
+    cls = op_class_of(node.op_type)
+    if cls not in ("conv", "pool"):
+        return (), (), 1
+    a = _attrs(node)
+    kernel = a.get("kernel_shape")
+    if kernel is None and cls == "conv":
+        wi = 3 if node.op_type == "QLinearConv" else 1
+        w = t.get(node.input[wi]) if len(node.input) > wi else None
+        kernel = list(w.shape[2:]) if w is not None and w.shape is not None else []
+    kernel = tuple(int(k) for k in (kernel or ()))
+    strides = tuple(int(s) for s in a.get("strides", [1] * len(kernel)))
+    return kernel, strides, int(a.get("group", 1))
 
 
 def _model_batch(input_shapes: Mapping[str, tuple[int, ...]]) -> int:

@@ -113,6 +113,10 @@ class Machine:
     :param free_op_classes: op classes that cost nothing (views, fused Q/DQ).
     :param format_efficiency: an extra factor per number format (e.g. a GPU whose FP16
         path reaches a smaller fraction of its doubled peak).
+    :param winograd_speedup: the effective speed-up of dense 3×3 stride-1 convolutions
+        whose library uses Winograd's minimal filtering (Lavin & Gray, "Fast algorithms for
+        convolutional neural networks", CVPR 2016: F(2×2, 3×3) needs 2.25× fewer
+        multiplies; transforms eat part of it). 1.0 where the library does not.
     """
 
     name: str
@@ -125,8 +129,11 @@ class Machine:
     occupancy_half_outputs: float = 0.0
     free_op_classes: frozenset[str] = frozenset({"view", "quant"})
     format_efficiency: Mapping[str, float] = field(default_factory=dict)
+    winograd_speedup: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.winograd_speedup < 1.0:
+            raise ValueError(f"machine '{self.name}': winograd_speedup must be >= 1")
         if not self.peak_flops or any(v <= 0 for v in self.peak_flops.values()):
             raise ValueError(f"machine '{self.name}': peak_flops must be positive numbers")
         if self.bandwidth <= 0:
@@ -135,10 +142,16 @@ class Machine:
             if not 0 < v <= 1:
                 raise ValueError(f"machine '{self.name}': efficiency '{k}'={v} must be in (0, 1]")
 
-    def efficiency_of(self, op_class: str) -> float:
-        """The efficiency of an op class, following the fallback chain to ``default``."""
+    def efficiency_of(self, op_class: str, fmt: str | None = None) -> float:
+        """The efficiency of an op class, following the fallback chain to ``default``.
+
+        A key ``"<class>@<format>"`` (``"depthwise@fp16"``) wins over ``"<class>"`` for
+        nodes computing in that format: a library may lack a fast path for one format.
+        """
         cls: str | None = op_class
         while cls is not None:
+            if fmt is not None and f"{cls}@{fmt}" in self.efficiency:
+                return float(self.efficiency[f"{cls}@{fmt}"])
             if cls in self.efficiency:
                 return float(self.efficiency[cls])
             cls = _EFFICIENCY_FALLBACK.get(cls)
@@ -178,6 +191,7 @@ class Machine:
             "occupancy_half_outputs": self.occupancy_half_outputs,
             "free_op_classes": sorted(self.free_op_classes),
             "format_efficiency": dict(self.format_efficiency),
+            "winograd_speedup": self.winograd_speedup,
         }
 
 
@@ -259,6 +273,12 @@ def _outputs(node: NodeCost) -> int:
     return total
 
 
+def _winograd_eligible(node: NodeCost) -> bool:
+    """A dense 3×3 stride-1 convolution: what cuDNN/TensorRT run with Winograd."""
+    return (node.op_class == "conv" and node.group == 1 and node.kernel_shape == (3, 3)
+            and all(s == 1 for s in node.strides))
+
+
 def estimate_latency(
     cost: ModelCost, machine: Machine, batch_size: int | None = None
 ) -> RooflineEstimate:
@@ -287,7 +307,9 @@ def estimate_latency(
         fmt = machine.compute_format(node.fmt)
         if fmt != node.fmt:
             missing_fmt.add(f"{node.fmt}→{fmt}")
-        eff = machine.efficiency_of(node.op_class) * float(machine.format_efficiency.get(fmt, 1.0))
+        eff = machine.efficiency_of(node.op_class, fmt) * float(machine.format_efficiency.get(fmt, 1.0))
+        if machine.winograd_speedup > 1.0 and _winograd_eligible(node):
+            eff *= machine.winograd_speedup
         if machine.occupancy_half_outputs > 0:
             outs = _outputs(node)
             eff *= outs / (outs + machine.occupancy_half_outputs) if outs else 1.0
