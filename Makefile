@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.sigdl-installed
 # pytest workers: 2 on the 2-core CI machine; override with `make test WORKERS=0`.
 WORKERS ?= 2
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench isolation clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ test: install
 
 bench: install
 	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+
+# Each plugin alone: a fresh venv with only the core and that plugin (and its test extra),
+# then that plugin's tests. Slow (one venv per plugin), so not part of `make test`.
+ISOLATION_DIR ?= /tmp/sigdl-isolation
+isolation:
+	@set -e; for d in $(PLUGIN_DIRS); do \
+	  v=$(ISOLATION_DIR)/$$(basename $$d); rm -rf $$v; \
+	  echo "== $$d alone in $$v"; \
+	  $(PYTHON) -m venv $$v; \
+	  $$v/bin/python -m pip install --quiet -e . -e "$$d[test]"; \
+	  $$v/bin/python -m pytest -q -p no:cacheprovider $$d; \
+	done
 
 clean:
 	rm -rf $(VENV) sigdl-runs .pytest_cache

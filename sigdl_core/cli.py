@@ -347,6 +347,9 @@ def run_cmd(
             mapping["budget"]["min_fps"] = min_fps
         r = Recipe.from_mapping(mapping, source=r.source)
         run_dir = out if out is not None else default_run_dir(r.model)
+    if new_data is not None and not new_data.is_dir():
+        raise BadInputError(f"new data folder '{new_data}' does not exist or is not a folder",
+                            "give a folder with one subfolder of images per class")
     plugins = get_plugins()
     Session(plugins, r, run_dir, SilentObserver()).check()
     with _observer(quiet, json_out) as observer:

@@ -63,6 +63,10 @@ class ModelFileError(BadInputError):
     """A model, checkpoint or artifact file is missing, unreadable, corrupt or unsafe."""
 
 
+class DataFileError(BadInputError):
+    """A dataset file or folder is missing, unreadable, corrupt or truncated."""
+
+
 class UnsafeFileError(ModelFileError):
     """A file would run code if loaded (a pickled object in a checkpoint, say)."""
 

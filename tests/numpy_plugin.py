@@ -130,7 +130,7 @@ class NumpyFramework(Framework):
             [numpy_helper.from_array(model.native["fc.weight"].reshape(-1, features), "fc.weight"),
              numpy_helper.from_array(model.native["fc.bias"], "fc.bias")],
         )
-        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
         onnx.checker.check_model(proto)
         with atomic_path(path) as tmp:
             onnx.save(proto, tmp)

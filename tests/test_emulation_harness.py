@@ -106,8 +106,9 @@ def test_bad_input_is_reported(tmp_path):
 def test_reference_layer_is_timed_in_alternation(tmp_path):
     model = conv_model(tmp_path / "model.onnx")
     ref = conv_model(tmp_path / "reference.onnx")
-    res = run_limited(model, HarnessLimits(cores=1), repeats=8, max_seconds=10,
+    res = run_limited(model, HarnessLimits(cores=1), repeats=20, max_seconds=10,
                       reference=ref, reference_shape=(1, 64, 56, 56))
     assert res.reference_ms_p50 > 0
-    # the same layer against itself, pair by pair: a ratio near one
-    assert 0.6 < res.model_to_reference < 1.6
+    # the same layer against itself, pair by pair: a ratio near one even on a busy host
+    # (the medians of the two series alone can differ far more under contention)
+    assert 0.75 < res.model_to_reference < 1.33

