@@ -43,7 +43,6 @@ the rows show the constants are consistent with them; they are not an out-of-sam
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import sys

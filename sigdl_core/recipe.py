@@ -108,10 +108,10 @@ train:                    # the baseline (skipped when model is a file)
 compress:
   chain: [prune, quant, encode]   # in order (sigdl compressors); [] only trains and tests
   params:                 # fixed parameters per compressor; the search sets the knobs
-    quant: {bits_conv: 8, bits_fc: 5}
+    quant: {bits_conv: 8, bits_fc: 5, centroid_update: mean}
     encode: {coder: auto}
   retrain:                # after each compression stage; masks and shared weights hold
-    epochs: 2
+    epochs: 4
     lr: 0.01
     optimizer: sgd
     batch_size: 64

@@ -698,7 +698,7 @@ def _resize_layer(prefix: str, layer: nn.Module, tensors: Mapping[str, torch.Ten
         return InvalidValueError(message, hint)
 
     if isinstance(layer, nn.Conv2d):
-        w, b = given("weight"), given("bias")
+        w = given("weight")  # the bias follows the weight's output channels
         if w is None:
             raise bad(f"'{full('bias')}' changes shape, so '{full('weight')}' must be given too")
         if w.dim() != 4 or tuple(w.shape[2:]) != tuple(layer.weight.shape[2:]):
@@ -718,7 +718,7 @@ def _resize_layer(prefix: str, layer: nn.Module, tensors: Mapping[str, torch.Ten
         expected = {"weight": tuple(w.shape), "bias": (out,)}
         sizes = {"in_channels": in_channels, "out_channels": out, "groups": groups}
     elif isinstance(layer, nn.Linear):
-        w, b = given("weight"), given("bias")
+        w = given("weight")
         if w is None:
             raise bad(f"'{full('bias')}' changes shape, so '{full('weight')}' must be given too")
         if w.dim() != 2:

@@ -35,7 +35,6 @@ import numpy as np
 
 from sigdl_core.errors import BadInputError, InvalidValueError, ModelFileError, UnsupportedModelError
 from sigdl_core.interfaces import (
-    Accuracy,
     ArrayDataset,
     EmulationReport,
     Emulator,
@@ -94,33 +93,6 @@ def parse_c66x_options(options: Mapping[str, Any] | None, target: TargetSpec) ->
     return opts
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> Accuracy:
-    logits = np.asarray(logits).reshape(len(labels), -1)
-    top1 = float(np.mean(np.argmax(logits, axis=1) == labels))
-    k = min(5, logits.shape[1])
-    topk = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    top5 = float(np.mean(np.any(topk == labels[:, None], axis=1)))
-    return Accuracy(top1=top1, top5=top5, samples=int(len(labels)))
-
-
-def _ort_run(model_path: Path, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    import onnxruntime as ort
-
-    from .quantize import ort_compatible
-
-    import onnx
-
-    proto = ort_compatible(onnx.load(str(model_path)))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: np.ascontiguousarray(x[i:i + batch], dtype=np.float32)})[0]
-            for i in range(0, len(x), batch)]
-    return np.concatenate(outs)
-
-
 class C66xEmulator(Emulator):
     """Re-tests an ONNX model on a C66x target; see the module docstring."""
 
@@ -153,6 +125,7 @@ class C66xEmulator(Emulator):
         import onnx
 
         from sigdl_core.emulation import analyze_model, energy_per_inference_mj, estimate_power
+        from sigdl_core.emulation.onnx_tools import accuracy_from_logits, load_onnx, run_onnx
         from sigdl_core.files import read_regular_file
 
         from .latency import C66xTiming, estimate_c66x_latency
@@ -221,7 +194,7 @@ class C66xEmulator(Emulator):
                     warnings.append(f"does not run on the C66x integer pipeline: {exc.one_line()}")
                     logits = None
                 if logits is not None:
-                    report.accuracy = _accuracy(logits, y_test)
+                    report.accuracy = accuracy_from_logits(logits, y_test)
                     report.provenance["accuracy"] = Provenance(
                         Method.BIT_EXACT,
                         f"integer pipeline in numpy on {n_test} test samples: {extra['quantization']['activation_type']} "
@@ -242,17 +215,17 @@ class C66xEmulator(Emulator):
                         warnings.append("node(s) left in float by the quantizer ran in float32 on the host, "
                                         "not on the DSP: " + ", ".join(program.float_nodes))
                     try:
-                        ref_q = _ort_run(qdq_path, x_test)
+                        ref_q = run_onnx(load_onnx(qdq_path), x_test, optimize=True)
                         agree = float(np.mean(np.argmax(ref_q.reshape(n_test, -1), 1)
                                               == np.argmax(np.asarray(logits).reshape(n_test, -1), 1)))
                         extra["onnxruntime_int8_top1_agreement"] = agree
-                        extra["onnxruntime_int8_top1"] = _accuracy(ref_q, y_test).top1
+                        extra["onnxruntime_int8_top1"] = accuracy_from_logits(ref_q, y_test).top1
                     except Exception as exc:  # a cross-check only
                         warnings.append(f"onnxruntime could not run the QDQ model for the cross-check ({type(exc).__name__})")
                     if not qdq_given:
                         try:
-                            ref_f = _ort_run(path, x_test)
-                            float_acc = _accuracy(ref_f, y_test)
+                            ref_f = run_onnx(load_onnx(path), x_test, optimize=True)
+                            float_acc = accuracy_from_logits(ref_f, y_test)
                             extra["float_top1"] = float_acc.top1
                             drop = float_acc.top1 - report.accuracy.top1
                             extra["int8_top1_drop"] = drop

@@ -33,56 +33,23 @@ from typing import Any
 import numpy as np
 import onnx
 
+from sigdl_core.emulation.onnx_tools import fold_batch_norm, load_onnx
 from sigdl_core.files import atomic_path
-from sigdl_core.errors import InvalidValueError, ModelFileError, UnsupportedModelError
+from sigdl_core.errors import InvalidValueError, UnsupportedModelError
 
-__all__ = ["ort_compatible", "prepare_for_inference", "quantize_for_c66x"]
+__all__ = ["prepare_for_inference", "quantize_for_c66x"]
 
 _ACTIVATION_TYPES = ("uint8", "int8", "uint16", "int16")
 
 
-def ort_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with an IR version onnxruntime reads (newer onnx writes IR 11+; the
-    operators, not the IR version, decide what the model means)."""
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=17)
-    if model.ir_version > 10 and opset <= 21:
-        model = onnx.ModelProto.FromString(model.SerializeToString())
-        model.ir_version = 10
-    return model
-
-
 def _load(model: onnx.ModelProto | os.PathLike[str] | str) -> onnx.ModelProto:
-    if isinstance(model, onnx.ModelProto):
-        return model
-    try:
-        return onnx.load(os.fspath(model))
-    except Exception as exc:
-        raise ModelFileError(f"'{model}' is not a readable ONNX model ({type(exc).__name__}: {exc})",
-                             "export the model again") from None
-
+    return model if isinstance(model, onnx.ModelProto) else load_onnx(model)
 
 def prepare_for_inference(model: onnx.ModelProto | os.PathLike[str] | str) -> onnx.ModelProto:
     """Folds batch norm into convolutions and constants into initializers (onnxruntime's
-    basic, hardware-independent optimizations), keeping plain ONNX operators."""
-    import onnxruntime as ort
-
-    proto = ort_compatible(_load(model))
-    with tempfile.TemporaryDirectory(prefix="sigdl-c66x-") as tmp:
-        out = Path(tmp) / "prepared.onnx"
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        so.optimized_model_filepath = str(out)
-        so.log_severity_level = 3
-        try:
-            ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise UnsupportedModelError(
-                f"onnxruntime cannot load the model ({' '.join(str(exc).split())[:300]})",
-                "check the model with onnx.checker, or export it again",
-            ) from None
-        prepared = onnx.load(str(out))
-    return ort_compatible(prepared)
-
+    basic, hardware-independent optimizations), keeping plain ONNX operators: the first
+    step of TIDL's import tool."""
+    return fold_batch_norm(_load(model))
 
 class _DropQuantizerAdvice(logging.Filter):
     """onnxruntime's quantizer logs "Please consider to run pre-processing" on the root

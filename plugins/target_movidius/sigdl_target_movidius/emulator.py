@@ -31,7 +31,6 @@ import numpy as np
 
 from sigdl_core.errors import BadInputError, InvalidValueError
 from sigdl_core.interfaces import (
-    Accuracy,
     ArrayDataset,
     EmulationReport,
     Emulator,
@@ -62,16 +61,6 @@ def parse_movidius_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
-def _accuracy(logits: np.ndarray, labels: np.ndarray) -> Accuracy:
-    logits = np.asarray(logits, dtype=np.float64).reshape(len(labels), -1)
-    logits = np.where(np.isnan(logits), -np.inf, logits)
-    top1 = float(np.mean(np.argmax(logits, axis=1) == labels))
-    k = min(5, logits.shape[1])
-    topk = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    top5 = float(np.mean(np.any(topk == labels[:, None], axis=1)))
-    return Accuracy(top1=top1, top5=top5, samples=int(len(labels)))
-
-
 class MovidiusEmulator(Emulator):
     """Re-tests an ONNX model on the Myriad 2 MA2450; see the module docstring."""
 
@@ -85,9 +74,11 @@ class MovidiusEmulator(Emulator):
 
         from sigdl_core.files import atomic_path, read_regular_file
 
-        from .fp16 import convert_to_fp16, fold_for_myriad, load_model
+        from sigdl_core.emulation.onnx_tools import load_onnx
 
-        fp16 = convert_to_fp16(fold_for_myriad(load_model(read_regular_file(onnx_path, "ONNX model"))))
+        from .fp16 import convert_to_fp16, fold_for_myriad
+
+        fp16 = convert_to_fp16(fold_for_myriad(load_onnx(read_regular_file(onnx_path, "ONNX model"))))
         out = Path(folder) / "model.fp16.onnx"
         with atomic_path(out) as tmp:
             onnx.save(fp16, str(tmp))
@@ -111,14 +102,16 @@ class MovidiusEmulator(Emulator):
         )
         from sigdl_core.files import atomic_path, read_regular_file
 
-        from .fp16 import convert_to_fp16, fold_for_myriad, fp16_rounded_model, load_model, run_onnx
+        from sigdl_core.emulation.onnx_tools import accuracy_from_logits, load_onnx, run_onnx
+
+        from .fp16 import convert_to_fp16, fold_for_myriad, fp16_rounded_model
         from .latency import describe_constants, estimate_movidius_latency
         from .operator_check import check_movidius_support
 
         t0 = time.perf_counter()
         opts = parse_movidius_options(options)
         path = read_regular_file(onnx_path, "ONNX model")
-        model = load_model(path)
+        model = load_onnx(path)
         report = EmulationReport(target=target.name, emulator=self.name,
                                  memory_limit_bytes=int(target.memory_bytes))
         warnings, extra = report.warnings, report.extra
@@ -166,7 +159,7 @@ class MovidiusEmulator(Emulator):
             x, y = data.x_test[:n], np.asarray(data.y_test[:n])
             rounded = fp16_rounded_model(folded)
             logits16 = run_onnx(rounded, x)
-            report.accuracy = _accuracy(logits16, y)
+            report.accuracy = accuracy_from_logits(logits16, y)
             report.provenance["accuracy"] = Provenance(
                 Method.EXECUTED, f"{extra['fp16_method']}; {n} test samples")
             if not np.all(np.isfinite(logits16)):
@@ -174,7 +167,7 @@ class MovidiusEmulator(Emulator):
                 warnings.append(f"FP16 overflow: {bad} of {n} samples produced inf/NaN outputs "
                                 f"(a tensor exceeded ±{65504:g}); rescale the inputs or weights")
             logits32 = run_onnx(model, x, optimize=True)
-            acc32 = _accuracy(logits32, y)
+            acc32 = accuracy_from_logits(logits32, y)
             extra["fp32_top1"] = acc32.top1
             extra["fp32_top5"] = acc32.top5
             drop = acc32.top1 - report.accuracy.top1
@@ -186,7 +179,7 @@ class MovidiusEmulator(Emulator):
                                 f"{acc32.top1:.2%} in FP32 ({drop:.2%} drop > {opts['fp16_tolerance']:.2%})")
             try:
                 logits_native = run_onnx(fp16, x)
-                extra["fp16_onnx_top1"] = _accuracy(logits_native, y).top1
+                extra["fp16_onnx_top1"] = accuracy_from_logits(logits_native, y).top1
                 extra["fp16_onnx_note"] = ("the FP16 ONNX model in onnxruntime's CPU provider, which runs "
                                            "islands of fp16 nodes in fp32 between inserted Casts")
             except Exception as exc:  # a cross-check only

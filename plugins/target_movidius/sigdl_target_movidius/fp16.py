@@ -26,17 +26,14 @@ accumulation — assumed here — the rounding of each layer's output dominates.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from sigdl_core.errors import ModelFileError, UnsupportedModelError
+from sigdl_core.emulation.onnx_tools import fold_batch_norm
+from sigdl_core.errors import UnsupportedModelError
 
-__all__ = ["FP16_MAX", "convert_to_fp16", "fold_for_myriad", "fp16_rounded_model", "ort_compatible", "run_onnx"]
+__all__ = ["FP16_MAX", "convert_to_fp16", "fold_for_myriad", "fp16_rounded_model"]
 
 
 def fp16_rounded_model(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -54,38 +51,10 @@ _FLOAT = TensorProto.FLOAT
 _HALF = TensorProto.FLOAT16
 
 
-def ort_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with an IR version onnxruntime reads (onnx ≥ 1.20 writes IR 11+ by
-    default; the operators' opset, not the IR version, decides what the graph means)."""
-    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=17)
-    if model.ir_version > 10 and opset <= 21:
-        model = onnx.ModelProto.FromString(model.SerializeToString())
-        model.ir_version = 10
-    return model
-
-
 def fold_for_myriad(model: onnx.ModelProto) -> onnx.ModelProto:
     """Batch norm folded into convolutions, constants folded, Identity/Dropout removed —
-    what ``mvNCCompile`` does before it converts weights to fp16. Uses onnxruntime's basic
-    (hardware-independent) graph optimizations, which keep standard ONNX operators."""
-    import onnxruntime as ort
-
-    proto = ort_compatible(model)
-    with tempfile.TemporaryDirectory(prefix="sigdl-myriad-") as tmp:
-        out = Path(tmp) / "folded.onnx"
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        so.optimized_model_filepath = str(out)
-        so.log_severity_level = 3
-        try:
-            ort.InferenceSession(proto.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise UnsupportedModelError(
-                f"onnxruntime cannot load the model ({' '.join(str(exc).split())[:300]})",
-                "check the model with onnx.checker, or export it again",
-            ) from None
-        return ort_compatible(onnx.load(str(out)))
-
+    what ``mvNCCompile`` does before it converts weights to fp16."""
+    return fold_batch_norm(model)
 
 def convert_to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelProto:
     """A real FP16 ONNX model: fp16 weights and tensors; with ``keep_io_types`` the graph
@@ -148,27 +117,3 @@ def convert_to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.
     return m
 
 
-def run_onnx(model: onnx.ModelProto, x: np.ndarray, batch: int = 256, optimize: bool = False) -> np.ndarray:
-    """Runs ``model`` on ``x`` with onnxruntime's CPU provider (graph optimizations off unless
-    ``optimize``, so that the rounding Casts stay where they are) and returns the first output."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC if optimize
-                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(ort_compatible(model).SerializeToString(), so, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: np.ascontiguousarray(x[i:i + batch], dtype=np.float32)})[0]
-            for i in range(0, len(x), batch)]
-    return np.concatenate(outs)
-
-
-def load_model(path: os.PathLike[str] | str) -> onnx.ModelProto:
-    """Loads an ONNX file or raises :class:`ModelFileError`."""
-    try:
-        return onnx.load(os.fspath(path))
-    except Exception as exc:
-        raise ModelFileError(f"'{path}' is not a readable ONNX model ({type(exc).__name__})",
-                             "export the model again or check that the file is complete") from None

@@ -15,7 +15,8 @@ from sigdl_core.interfaces import ArrayDataset, Method
 from sigdl_core.plugins import load_plugins
 
 import sigdl_target_movidius.plugin as movidius_plugin
-from sigdl_target_movidius.fp16 import convert_to_fp16, fold_for_myriad, fp16_rounded_model, run_onnx
+from sigdl_core.emulation.onnx_tools import run_onnx
+from sigdl_target_movidius.fp16 import convert_to_fp16, fold_for_myriad, fp16_rounded_model
 
 
 def _f16(a) -> np.ndarray:
