@@ -422,6 +422,17 @@ class TorchFramework(Framework):
 
         return channel_groups(model.native, model.input_shape)
 
+    def sparse_module(self, model: Model, max_density: float | None = None) -> nn.Module:
+        """An inference-only copy whose pruned fully connected layers compute in CSR form.
+
+        Layers keeping at most ``max_density`` of their weights (default 0.25, where CSR
+        starts to beat dense at batch 1: ``bench/sparse_fc.py``) become
+        :class:`~sigdl_framework_torch.sparse.SparseLinear`; outputs equal the dense model's.
+        """
+        from .sparse import DEFAULT_MAX_DENSITY, sparsify
+
+        return sparsify(self._module(model), DEFAULT_MAX_DENSITY if max_density is None else max_density)
+
     # ------------------------------------------------------------------ training
 
     def _tensors(self, model: Model, data: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
