@@ -35,8 +35,12 @@ run: install
 test: install
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
+# The benchmarks, then BENCHMARKS.md written from their results (bench/results/*.md).
+BENCHES := cli_startup emulation_calibration calibration_movidius_c66x quant_coding_speed \
+           sparse_fc model_inference deep_compression loop
 bench: install
-	@set -e; for b in bench/*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done
+	$(PY) bench/benchmarks_md.py
 
 # Each plugin alone: a fresh venv with only the core and that plugin (and its test extra),
 # then that plugin's tests. Slow (one venv per plugin), so not part of `make test`.

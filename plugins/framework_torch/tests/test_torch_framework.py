@@ -430,3 +430,24 @@ def test_torch_optimizers_match_torch_optim(kind):
         mine.lr = lr
     for a, b in zip(reference.parameters(), ours.parameters()):
         assert torch.equal(a, b)  # bit for bit
+
+
+def test_torch_small_models_train_on_one_thread_and_the_count_is_restored(monkeypatch) -> None:
+    import torch
+
+    from sigdl_framework_torch.framework import THREADS_ENV, torch_threads
+    from sigdl_framework_torch.models import build_module
+
+    before = torch.get_num_threads()
+    small = build_module("lenet300100", (1, 28, 28), 10)
+    with torch_threads(small) as threads:
+        assert threads == 1 == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv(THREADS_ENV, "2")
+    with torch_threads(small) as threads:
+        assert threads == 2 == torch.get_num_threads()
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(InvalidValueError, match=THREADS_ENV):
+        with torch_threads(small):
+            pass
+    assert torch.get_num_threads() == before
