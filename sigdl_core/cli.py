@@ -330,6 +330,8 @@ def run_cmd(
         _store, mapping = open_for_resume(resume)
         r = Recipe.from_mapping(mapping, source=str(resume / "recipe.json"))
         run_dir = resume
+        if new_data is None and (resume / "new_data").is_dir():  # the run's own copy of its field data
+            new_data = resume / "new_data"
     else:
         r = Recipe.from_file(recipe) if recipe is not None else Recipe.default()
         overrides: dict[str, Any] = dict(model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,

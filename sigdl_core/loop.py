@@ -199,29 +199,8 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
     train_data = _concat(data, extra) if extra is not None else data
 
     if cached is None:
-        history = None
-        if built and recipe.train.epochs > 0:
-            with session.stage("train", recipe.train.to_dict()) as result:
-                history = framework.train(model, train_data, recipe.train, progress=session.observer.progress)
-                result.update(history.to_dict())
-        accuracy = None
-        if not data.timing_only:
-            with session.stage("test", {"split": "test", "samples": len(data.y_test)}) as result:
-                accuracy = framework.evaluate(model, data, "test")
-                result.update(accuracy.to_dict())
+        cached = _baseline(session, framework, model, built, data, train_data, extra, targets)
         framework.save(model, checkpoint)
-        baseline_targets = {}
-        if targets:
-            with session.stage("emulate", {"targets": ",".join(t.name for t in targets), "model": "baseline"}):
-                baseline_targets = _emulate(session, framework, model, data, targets)
-        cached = {
-            "accuracy": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
-            "new_data_accuracy": framework.evaluate(model, extra, "test").top1 if extra is not None else None,
-            "parameters": framework.parameter_count(model),
-            "weights_bytes": 4 * sum(int(w.size) for w in framework.get_weights(model).values()),
-            "train": history.to_dict() if history else None,
-            "targets": baseline_targets,
-        }
         store.save("baseline.json", cached)
     baseline = cached
 
@@ -251,9 +230,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         with session.stage("export", {"folder": str(run_dir)}) as result:
             onnx_path = framework.export_onnx(model, run_dir / "model.onnx")
             result.update(onnx=onnx_path.name)
-        from dataclasses import asdict
-
-        shortfalls = [asdict(s) | {"text": s.text()} for s in budget.check(None, None, None, baseline["targets"])]
+        shortfalls = [s.to_dict() for s in budget.check(None, None, None, baseline["targets"])]
         met = not shortfalls
 
     report: dict[str, Any] = {
@@ -287,6 +264,34 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         result.update(files=sorted(report["files"]))
     session.plugins.hook.sigdl_run_finished(run_dir=run_dir, report=report)
     return report
+
+
+def _baseline(session: Session, framework: Framework, model: Model, built: bool, data: ArrayDataset,
+              train_data: ArrayDataset, new: ArrayDataset | None, targets: list[Any]) -> dict[str, Any]:
+    """Trains a freshly built model, tests it, and re-tests it on the targets."""
+    recipe = session.recipe
+    history = None
+    if built and recipe.train.epochs > 0:
+        with session.stage("train", recipe.train.to_dict()) as result:
+            history = framework.train(model, train_data, recipe.train, progress=session.observer.progress)
+            result.update(history.to_dict())
+    accuracy = None
+    if not data.timing_only:
+        with session.stage("test", {"split": "test", "samples": len(data.y_test)}) as result:
+            accuracy = framework.evaluate(model, data, "test")
+            result.update(accuracy.to_dict())
+    baseline_targets = {}
+    if targets:
+        with session.stage("emulate", {"targets": ",".join(t.name for t in targets), "model": "baseline"}):
+            baseline_targets = _emulate(session, framework, model, data, targets)
+    return {
+        "accuracy": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
+        "new_data_accuracy": framework.evaluate(model, new, "test").top1 if new is not None else None,
+        "parameters": framework.parameter_count(model),
+        "weights_bytes": 4 * sum(int(w.size) for w in framework.get_weights(model).values()),
+        "train": history.to_dict() if history else None,
+        "targets": baseline_targets,
+    }
 
 
 def _take_new_data(session: Session, folder: Path, data: ArrayDataset) -> ArrayDataset:
