@@ -27,6 +27,7 @@ def atomic_path(path: os.PathLike[str] | str) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; a written file honours the umask
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -36,6 +37,12 @@ def atomic_path(path: os.PathLike[str] | str) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: os.PathLike[str] | str, data: bytes) -> Path:

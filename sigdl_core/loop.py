@@ -175,6 +175,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
     run_dir.mkdir(parents=True, exist_ok=True)
     store = RunStore(run_dir)
     if not resume:
+        store.reset()
         store.save("recipe.json", recipe.to_mapping())
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()

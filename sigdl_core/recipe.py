@@ -291,7 +291,7 @@ class Recipe:
 
     def with_overrides(self, **overrides: Any) -> Recipe:  # noqa: D401
         """A copy with the non-None values replaced; ``train`` keys go by their own names."""
-        train_keys = set(TrainSettings.__dataclass_fields__)
+        train_keys = set(TrainSettings.__dataclass_fields__) - {"seed"}  # the seed is the recipe's
         train = {k: v for k, v in overrides.items() if k in train_keys and v is not None}
         top = {k: v for k, v in overrides.items() if k not in train_keys and v is not None}
         seed = top.get("seed", self.seed)

@@ -44,6 +44,16 @@ class RunStore:
 
     # ---------------------------------------------------------------- whole-run pieces
 
+    def reset(self) -> None:
+        """Forgets an earlier run's checkpoints in this folder, so that a fresh run into it
+        neither reuses nor chooses among candidates it did not make."""
+        import shutil
+
+        shutil.rmtree(self.candidates_dir, ignore_errors=True)
+        for name in ("baseline.json", "sensitivity.json", "recipe.json"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        self._by_key.clear()
+
     def save(self, name: str, obj: Any) -> Path:
         return atomic_write_json(self.run_dir / name, obj)
 

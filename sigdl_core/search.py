@@ -137,7 +137,7 @@ class Workbench:
         self.plugins.hook.sigdl_stage_started(stage="compress", run_dir=self.store.run_dir,
                                               info={"candidate": index, "phase": phase, "chain": settings})
         result = chain_compressors(self.plugins.registry, self.baseline_weights, self.kinds,
-                                   self.with_structure(chain), retrain=self.retrain)
+                                   self.with_runtime_params(chain), retrain=self.retrain)
         accuracy = self.accuracy_of(result.weights)
         new_acc = None
         if self.new_data is not None:
@@ -176,15 +176,22 @@ class Workbench:
         self.observer.candidate_finished(record, cached=False)
         return record
 
-    def with_structure(self, chain: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, Mapping[str, Any]]]:
-        """The chain with the model's channel groups given to compressors that take them."""
+    def with_runtime_params(self, chain: Sequence[tuple[str, Mapping[str, Any]]]) -> list[tuple[str, Mapping[str, Any]]]:
+        """The chain with what only the loop can give: the model's channel groups to
+        compressors that take them, and its retraining to a gradual (AGP) pruner.
+
+        Added after the candidate's key is computed: they are not settings.
+        """
         out = []
         for name, params in chain:
-            if "channel_groups" in self.plugins.registry.get("compressor", name).params and "channel_groups" not in params:
+            documented = self.plugins.registry.get("compressor", name).params
+            if "channel_groups" in documented and "channel_groups" not in params:
                 if self._groups is None:
                     self.framework.set_weights(self.model, self.baseline_weights)
                     self._groups = self.framework.channel_groups(self.model)
                 params = {**params, "channel_groups": self._groups}
+            if "retrain" in documented and "agp_steps" in params and not {"agp_step", "retrain"} & set(params):
+                params = {**params, "retrain": self.retrain}
             out.append((name, params))
         return out
 

@@ -24,4 +24,5 @@ def _load_numpy_plugin() -> ModuleType:
 def numpy_plugin() -> ModuleType:
     module = _load_numpy_plugin()
     module.EVENTS.clear()
+    module.TRAIN_CALLS.clear()
     return module

@@ -31,6 +31,7 @@ from sigdl_core.interfaces import (
 )
 
 EVENTS: list[tuple[str, str]] = []
+TRAIN_CALLS: list[int] = []  # the epochs of every train() call, in order
 
 
 def load_digits_flat(argument: str | None, seed: int) -> ArrayDataset:
@@ -73,6 +74,7 @@ class NumpyFramework(Framework):
 
     def train(self, model: Model, data: ArrayDataset, settings: TrainSettings, projection: Any = None,
               progress: Any = None) -> TrainHistory:
+        TRAIN_CALLS.append(settings.epochs)
         rng = np.random.default_rng(settings.seed)
         history, start = TrainHistory(), time.perf_counter()
         x, y = data.x_train.reshape(len(data.x_train), -1), data.y_train

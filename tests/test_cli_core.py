@@ -161,3 +161,28 @@ def test_bad_loop_recipes_are_rejected_before_any_work(sigdl_cli, numpy_plugin, 
     out = tmp_path / "never"
     assert words in one_error_line(sigdl_cli(["run", str(recipe), "-o", str(out)], plugins=[numpy_plugin]))
     assert not out.exists()
+
+
+def test_train_with_a_seed_is_deterministic(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.npz"
+        result = sigdl_cli(["train", "-m", "softmax", "-d", "digits-flat", "--epochs", "2", "--lr", "0.5",
+                            "--seed", "7", "-o", str(out), "--json"], plugins=[numpy_plugin])
+        assert result.exit_code == 0, result.stderr
+        runs.append(json.loads(result.stdout)["train"]["loss"])
+    assert runs[0] == runs[1]
+
+
+def test_a_fresh_run_into_a_used_folder_forgets_the_old_run(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    from sigdl_core.runstore import RunStore
+
+    out = tmp_path / "run"
+    stale = {"index": 1, "key": "stale", "ratio": 1000.0, "met": True, "accuracy": 1.0}
+    RunStore(out).add(stale)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: softmax\ndataset: digits-flat\ncompress: {chain: []}\ntargets: []\n")
+    result = sigdl_cli(["run", str(recipe), "-o", str(out), "--json"], plugins=[numpy_plugin])
+    assert result.exit_code == 0, result.stderr
+    assert not (out / "candidates").exists()
+    assert RunStore(out).lookup("stale") is None

@@ -24,3 +24,14 @@ def test_json_refuses_nan_rather_than_writing_invalid_json(tmp_path) -> None:
     with pytest.raises(ValueError):
         atomic_write_json(target, {"accuracy": float("nan")})
     assert target.read_text().strip() == '{\n  "ok": 1\n}'
+
+
+def test_written_files_honour_the_umask(tmp_path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "report.md", "x")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

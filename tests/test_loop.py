@@ -138,3 +138,18 @@ def test_resume_after_sigkill_redoes_and_loses_no_candidate(sigdl_cli, numpy_plu
 def test_resume_of_a_folder_without_a_run_is_bad_input(sigdl_cli, numpy_plugin, tmp_path) -> None:
     result = run(sigdl_cli, numpy_plugin, "--resume", str(tmp_path))
     assert result.exit_code == 2 and "holds no run to resume" in result.stderr
+
+
+def test_compress_runs_gradual_pruning_through_the_loops_retraining(sigdl_cli, numpy_plugin, tmp_path) -> None:
+    out = tmp_path / "agp"
+    result = sigdl_cli(["compress", "softmax", "-d", "digits-flat", "--epochs", "4", "--with", "prune,encode",
+                        "-p", "prune.sparsity=0.8", "-p", "prune.agp_steps=3", "-p", "prune.initial_sparsity=0.3",
+                        "--retrain-epochs", "1", "-o", str(out), "--json"],
+                       plugins=[numpy_plugin], entry_points=True)
+    assert result.exit_code == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["layers"]["fc.weight"]["kept"] == round(0.2 * 640)
+    # the baseline trained once (4 epochs); then the loop's retraining ran at every AGP step
+    # (without the schedule there would be one retrain after the prune stage: 2 calls in all)
+    assert numpy_plugin.TRAIN_CALLS[0] == 4
+    assert len(numpy_plugin.TRAIN_CALLS) >= 1 + 3
