@@ -248,20 +248,6 @@ def _observer(quiet: bool, json_out: bool) -> Any:
     return ProgressObserver()
 
 
-def _baseline_table(report: dict[str, Any]) -> Any:
-    from .display import table
-    from .report import human_bytes, percent
-
-    b = report["baseline"]
-    return table(
-        "Baseline",
-        ["model", "dataset", "parameters", "fp32 weights", "top-1", "top-5", "seconds", "run folder"],
-        [[report["model"]["architecture"], report["dataset"]["name"], f"{b['parameters']:,}",
-          human_bytes(b["weights_bytes"]), percent(b["accuracy"]), percent(b["top5"]),
-          f"{report['seconds']:.1f}", report.get("run_dir", "")]],
-    )
-
-
 def _summary_table(report: dict[str, Any]) -> Any:
     """The chosen model against the baseline and the budget."""
     from .display import table

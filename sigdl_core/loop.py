@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from . import __version__
 from .errors import BadInputError
 from .files import read_regular_file
-from .interfaces import Accuracy, ArrayDataset, Framework, Model
+from .interfaces import ArrayDataset, Framework, Model
 from .plugins import LoadedPlugins
 from .recipe import Recipe
 from .report import write_run_report
@@ -141,10 +141,6 @@ class Session:
             )
         model = framework.build(spec.name, data.input_shape, data.num_classes, seed=self.recipe.seed)
         return model, True
-
-
-def accuracy_dict(acc: Accuracy | None) -> dict[str, Any] | None:
-    return acc.to_dict() if acc is not None else None
 
 
 def _concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:

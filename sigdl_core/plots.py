@@ -52,9 +52,9 @@ def plot_accuracy_vs_ratio(report: Mapping[str, Any], path: Path) -> Path | None
     ax = fig.add_subplot()
     pts = [(c["ratio"], 100 * c["accuracy"]) for c in cands]
     met = [c.get("met") for c in cands]
-    ax.scatter([p[0] for p, m in zip(pts, met) if m], [p[1] for p, m in zip(pts, met) if m],
+    ax.scatter([p[0] for p, m in zip(pts, met, strict=True) if m], [p[1] for p, m in zip(pts, met, strict=True) if m],
                c="tab:green", label="meets the budget", zorder=3)
-    ax.scatter([p[0] for p, m in zip(pts, met) if not m], [p[1] for p, m in zip(pts, met) if not m],
+    ax.scatter([p[0] for p, m in zip(pts, met, strict=True) if not m], [p[1] for p, m in zip(pts, met, strict=True) if not m],
                c="tab:red", marker="x", label="misses the budget", zorder=3)
     front = pareto_front(pts)
     ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", c="tab:blue", label="Pareto front")

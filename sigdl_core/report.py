@@ -54,6 +54,15 @@ def _budget_lines(budget: Mapping[str, Any]) -> list[str]:
     return [f"{label} {form.format(budget[k])}" for k, (label, form) in names.items() if budget.get(k) is not None]
 
 
+def _target_value(rep: Mapping[str, Any], key: str, unit: str) -> str:
+    v = rep.get(key)
+    if key == "accuracy":
+        return percent((v or {}).get("top1")) if v else "—"
+    if key == "peak_memory_bytes":
+        return human_bytes(v)
+    return _fmt(v, unit)
+
+
 def target_rows(baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None) -> list[list[Any]]:
     """Per target and measure: baseline, chosen, and the method behind the chosen figure."""
     rows = []
@@ -65,16 +74,9 @@ def target_rows(baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None) -
                                  ("latency_ms_p95", "latency p95", " ms"), ("fps_batch1", "fps (batch 1)", ""),
                                  ("peak_memory_bytes", "peak memory", ""), ("power_w", "power", " W"),
                                  ("energy_mj", "energy / inference", " mJ")):
-            def value(rep: Mapping[str, Any]) -> str:
-                v = rep.get(key)
-                if key == "accuracy":
-                    return percent((v or {}).get("top1")) if v else "—"
-                if key == "peak_memory_bytes":
-                    return human_bytes(v)
-                return _fmt(v, unit)
-
             method = ((c or b).get("provenance") or {}).get(key, {}).get("method", "")
-            rows.append([name, label, value(b), value(c) if c else "—", method])
+            rows.append([name, label, _target_value(b, key, unit),
+                         _target_value(c, key, unit) if c else "—", method])
     return rows
 
 
@@ -134,7 +136,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out += ["", "## Baseline training", "",
                 markdown_table(["epoch", "loss", "train top-1"],
                                [[i + 1, f"{l:.4f}", percent(a)] for i, (l, a) in
-                                enumerate(zip(train["loss"], train["train_top1"]))]),
+                                enumerate(zip(train["loss"], train["train_top1"], strict=True))]),
                 "", f"{train.get('seconds', 0):.1f} s of training."]
     for name, path in (report.get("plots") or {}).items():
         out += ["", f"![{name}]({path})"]
