@@ -72,7 +72,6 @@ class Workbench:
     observer: Any
     new_data: ArrayDataset | None = None
     train_data: ArrayDataset | None = None
-    emulate_options: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     tried: int = 0
     _groups: Any = None
@@ -97,7 +96,7 @@ class Workbench:
         registry = self.plugins.registry
         out = {}
         for spec in self.targets:
-            report = registry.emulator(spec.emulator).emulate(onnx_path, spec, self.data, dict(self.emulate_options))
+            report = registry.emulator(spec.emulator).emulate(onnx_path, spec, self.data, {})
             out[spec.name] = target_record(report)
         return out
 

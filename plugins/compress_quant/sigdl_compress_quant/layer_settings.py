@@ -147,3 +147,15 @@ def bits_per_layer(
         else:
             out[name] = bits_fc if kinds.get(name) == "fc" else bits_conv
     return out
+
+
+def check_quantizable(name: str, w: Any, mask: Any) -> None:
+    """A weight can be quantized: finite, and shaped like its pruning mask (if any)."""
+    import numpy as np
+
+    if w.size and not np.all(np.isfinite(w)):
+        raise InvalidValueError(f"weight '{name}' holds NaN or infinite values",
+                                "the model diverged; retrain it before quantizing")
+    if mask is not None and np.shape(mask) != w.shape:
+        raise InvalidValueError(f"weight '{name}' has shape {w.shape} but its mask {np.shape(mask)}",
+                                "chain quantization on the weights the pruning stage returned")

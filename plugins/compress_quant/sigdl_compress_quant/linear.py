@@ -37,7 +37,7 @@ from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import CompressionResult, Compressor, LayerEncoding
 
 from .parameters import FP16_PARAMS, INT8_PARAMS
-from .layer_settings import check_kinds, check_params, select_layers
+from .layer_settings import check_kinds, check_params, check_quantizable, select_layers
 from .projections import MaskKeeper
 
 
@@ -124,14 +124,7 @@ def _start(weights: Mapping[str, np.ndarray], previous: CompressionResult | None
     masks = dict(state.get("masks") or {})
     out = {n: np.array(a, dtype=np.float32 if n in names else None, copy=True) for n, a in weights.items()}
     for name in names:
-        w = out[name]
-        if w.size and not np.all(np.isfinite(w)):
-            raise InvalidValueError(f"weight '{name}' holds NaN or infinite values",
-                                    "the model diverged; retrain it before quantizing")
-        m = masks.get(name)
-        if m is not None and np.shape(m) != w.shape:
-            raise InvalidValueError(f"weight '{name}' has shape {w.shape} but its mask {np.shape(m)}",
-                                    "chain quantization on the weights the pruning stage returned")
+        check_quantizable(name, out[name], masks.get(name))
     layers = dict(previous.layers) if previous is not None else {}
     return state, masks, out, layers
 

@@ -50,7 +50,7 @@ from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import CompressionResult, Compressor, LayerEncoding
 
 from .parameters import QUANT_PARAMS
-from .layer_settings import bits_per_layer, check_kinds, check_params, select_layers
+from .layer_settings import bits_per_layer, check_kinds, check_params, check_quantizable, select_layers
 from .projections import MaskKeeper
 
 
@@ -206,13 +206,8 @@ def share_weights(
     proj_masks: dict[str, np.ndarray | None] = {}
     for name in names:
         w = out[name]
-        if w.size and not np.all(np.isfinite(w)):
-            raise InvalidValueError(f"weight '{name}' holds NaN or infinite values",
-                                    "the model diverged; retrain it before quantizing")
         mask = masks.get(name)
-        if mask is not None and np.shape(mask) != w.shape:
-            raise InvalidValueError(f"weight '{name}' has shape {w.shape} but its mask {np.shape(mask)}",
-                                    "chain quantization on the weights the pruning stage returned")
+        check_quantizable(name, w, mask)
         if mask is None and w.size and np.any(w == 0):
             mask = w != 0  # exact zeros: pruned by an earlier stage whose state was not passed on
             masks[name] = mask
