@@ -25,7 +25,7 @@ import enum
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -74,16 +74,70 @@ class ArrayDataset:
     timing_only: bool = False
     description: str = ""
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """The shape of one sample, without the batch axis."""
         return tuple(int(d) for d in self.x_test.shape[1:])
 
+    def arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of one split: ``train``, ``validation`` or ``test``.
+
+        Frameworks evaluate through this, so that every split is reached the same way.
+        Raises :class:`InvalidValueError` for an unknown split or a validation split the
+        dataset does not have (see :meth:`with_validation`).
+        """
+        if split == "train":
+            return self.x_train, self.y_train
+        if split == "test":
+            return self.x_test, self.y_test
+        if split == "validation":
+            if self.x_val is None or self.y_val is None:
+                raise InvalidValueError(
+                    f"dataset '{self.name}' has no validation split",
+                    "carve one from the training data with validation: 0.1 in the recipe")
+            return self.x_val, self.y_val
+        raise InvalidValueError(f"unknown split '{split}'", "use train, validation or test")
+
+    def with_validation(self, fraction: float, seed: int = 0) -> ArrayDataset:
+        """A copy whose validation split is ``fraction`` of the training samples.
+
+        The split is stratified by class and depends only on the labels and ``seed``, so it
+        is the same in every run and disjoint from what stays in training and from test.
+        ``fraction`` 0 gives a copy without a validation split.
+        """
+        if not 0.0 <= fraction < 1.0:
+            raise InvalidValueError(f"validation fraction {fraction} is not in [0, 1)",
+                                    "use e.g. validation: 0.1")
+        if fraction == 0.0:
+            return replace(self, x_val=None, y_val=None)
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        held: list[np.ndarray] = []
+        for label in np.unique(self.y_train):
+            members = np.flatnonzero(self.y_train == label)
+            take = int(round(fraction * len(members)))
+            if take:
+                held.append(rng.permutation(members)[:take])
+        chosen = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+        if len(chosen) == 0 or len(chosen) == len(self.y_train):
+            raise InvalidValueError(
+                f"a validation fraction of {fraction} leaves dataset '{self.name}' "
+                f"({len(self.y_train)} training samples) with an empty split",
+                "choose a fraction between 0.05 and 0.5")
+        keep = np.ones(len(self.y_train), dtype=bool)
+        keep[chosen] = False
+        return replace(self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+                       x_val=self.x_train[chosen], y_val=self.y_train[chosen])
+
     def summary(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "train": int(len(self.y_train)),
+            "validation": 0 if self.y_val is None else int(len(self.y_val)),
             "test": int(len(self.y_test)),
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
@@ -223,9 +277,10 @@ class Framework(ABC):
 
     @abstractmethod
     def evaluate(
-        self, model: Model, data: ArrayDataset, split: Literal["train", "test"] = "test"
+        self, model: Model, data: ArrayDataset,
+        split: Literal["train", "validation", "test"] = "test",
     ) -> Accuracy:
-        """Top-1 and top-5 accuracy on one split."""
+        """Top-1 and top-5 accuracy on one split (read with :meth:`ArrayDataset.arrays`)."""
 
     @abstractmethod
     def get_weights(self, model: Model) -> dict[str, np.ndarray]:
@@ -567,12 +622,32 @@ class CompressorSpec:
 
 
 @dataclass(frozen=True)
+class EmulatorOption:
+    """One option an emulator takes, declared as data so that the core validates it.
+
+    ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``choices`` lists the allowed values
+    where there is a fixed set. The core checks a user's value against these before any work,
+    fills in ``default`` where none is given, and lists the options in ``sigdl emulators``.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
 class EmulatorSpec:
-    """An emulator. ``factory()`` builds its :class:`Emulator` on first use."""
+    """An emulator. ``factory()`` builds its :class:`Emulator` on first use.
+
+    ``options`` declares every option its ``emulate`` accepts (see :class:`EmulatorOption`).
+    """
 
     name: str
     description: str
     factory: Callable[[], Emulator]
+    options: tuple[EmulatorOption, ...] = ()
     source: str = ""
 
 

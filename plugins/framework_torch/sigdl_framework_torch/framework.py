@@ -465,8 +465,7 @@ class TorchFramework(Framework):
     # ------------------------------------------------------------------ training
 
     def _tensors(self, model: Model, data: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x = getattr(data, f"x_{split}")
-        y = getattr(data, f"y_{split}")
+        x, y = data.arrays(split)
         if x.ndim < 2 or tuple(x.shape[1:]) != tuple(model.input_shape):
             raise InvalidValueError(
                 f"dataset '{data.name}' has samples shaped {tuple(x.shape[1:])}, but the model "
@@ -558,7 +557,8 @@ class TorchFramework(Framework):
         return history
 
     def evaluate(
-        self, model: Model, data: ArrayDataset, split: Literal["train", "test"] = "test"
+        self, model: Model, data: ArrayDataset,
+        split: Literal["train", "validation", "test"] = "test",
     ) -> Accuracy:
         if split not in ("train", "test"):
             raise InvalidValueError(f"split '{split}' is neither 'train' nor 'test'")
