@@ -556,19 +556,25 @@ class FrameworkSpec:
     """A framework: ``factory()`` builds its :class:`Framework` on first use.
 
     ``suffixes`` are the model-file endings it reads (``.pt``), so that ``sigdl test
-    model.pt`` finds the framework by the file's name.
+    model.pt`` finds the framework by the file's name. ``preference`` settles which
+    framework builds a zoo model that several frameworks register under one name when the
+    user names no framework: the highest wins (a tie is an error asking for ``framework``).
     """
 
     name: str
     description: str
     factory: Callable[[], Framework]
     suffixes: tuple[str, ...] = ()
+    preference: int = 0
     source: str = ""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """An architecture a framework can build, with its canonical sizes.
+
+    Models are registered per framework: two frameworks may each register ``lenet5``
+    (:meth:`sigdl_core.plugins.Registry.get` takes the framework to choose).
 
     ``parameters`` is the canonical trainable-parameter count at ``input_shape`` and
     ``num_classes``; ``dataset`` is the dataset it is usually trained on, if it is small.
@@ -625,16 +631,24 @@ class CompressorSpec:
 class EmulatorOption:
     """One option an emulator takes, declared as data so that the core validates it.
 
-    ``type`` is ``int``, ``float``, ``str`` or ``bool``; ``choices`` lists the allowed values
-    where there is a fixed set. The core checks a user's value against these before any work,
-    fills in ``default`` where none is given, and lists the options in ``sigdl emulators``.
+    ``type`` is ``int``, ``float``, ``str`` or ``bool``, or a list of one of them
+    (``list[int]``; give its ``default`` as a tuple); ``choices`` lists the allowed values
+    where there is a fixed set. ``minimum``/``exclusive_minimum``/``maximum`` bound a number
+    (each item of a list); a text ``maximum`` names a :class:`TargetSpec` field (``"cores"``).
+    A ``default`` of None means "not set" (the emulator then uses the target's own figure).
+    The core checks a user's value against these before any work
+    (:func:`sigdl_core.targets.validate_options`), fills in ``default`` where none is given,
+    and lists the options in ``sigdl emulators``.
     """
 
     name: str
-    type: type
+    type: Any
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    exclusive_minimum: float | None = None
+    maximum: float | str | None = None
 
 
 @dataclass(frozen=True)
@@ -649,6 +663,12 @@ class EmulatorSpec:
     factory: Callable[[], Emulator]
     options: tuple[EmulatorOption, ...] = ()
     source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        from .targets import option_dict
+
+        return {"name": self.name, "description": self.description,
+                "options": [option_dict(o) for o in self.options], "source": self.source}
 
 
 #: The registration hooks and the spec type each one returns, in listing order.

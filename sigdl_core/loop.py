@@ -100,7 +100,9 @@ class Session:
         path = self.recipe.model_path()
         if path is not None:
             read_regular_file(path, "model file")
-        self.framework_name()
+        framework = self.framework_name()
+        if path is None:
+            registry.get("model", self.recipe.model, framework=framework)
         registry.dataset_spec(self.recipe.dataset)
         for name in self.recipe.compress["chain"]:
             registry.get("compressor", name)
@@ -133,12 +135,7 @@ class Session:
                     "pick a dataset the model was trained on",
                 )
             return model, False
-        spec = self.plugins.registry.get("model", self.recipe.model)
-        if spec.framework != framework.name:
-            raise BadInputError(
-                f"model '{spec.name}' belongs to framework '{spec.framework}', not '{framework.name}'",
-                f"drop the framework setting or set it to '{spec.framework}'",
-            )
+        spec = self.plugins.registry.get("model", self.recipe.model, framework=framework.name)
         model = framework.build(spec.name, data.input_shape, data.num_classes, seed=self.recipe.seed)
         return model, True
 

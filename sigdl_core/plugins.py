@@ -81,34 +81,76 @@ def _installed_entry_points() -> dict[str, tuple[str | None, str | None]]:
     return found
 
 
+def _key(kind: str, spec: Any) -> str | tuple[str, str]:
+    """A spec's key in its table: the name, or (name, framework) for a model, so that two
+    frameworks may each register a zoo model of one name."""
+    return (spec.name, spec.framework) if kind == "model" else spec.name
+
+
 class Registry:
-    """The specs every plugin registered, one mapping per kind, keyed and sorted by name."""
+    """The specs every plugin registered, one mapping per kind, keyed and sorted by name.
+
+    Models are keyed by name and framework (see :meth:`get`); every other kind by name.
+    """
 
     def __init__(self) -> None:
-        self._specs: dict[str, dict[str, Any]] = {kind: {} for kind in SPEC_TYPES}
+        self._specs: dict[str, dict[Any, Any]] = {kind: {} for kind in SPEC_TYPES}
         self._instances: dict[tuple[str, str], Any] = {}
         self.conflicts: list[DuplicateNameError] = []
 
     def add(self, kind: str, spec: Any) -> None:
         table = self._specs[kind]
-        if spec.name in table:
+        key = _key(kind, spec)
+        if key in table:
             self.conflicts.append(
-                DuplicateNameError(kind, spec.name, table[spec.name].source, spec.source)
+                DuplicateNameError(kind, spec.name, table[key].source, spec.source)
             )
             return
-        table[spec.name] = spec
+        table[key] = spec
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self._specs[kind])
+        return sorted({spec.name for spec in self._specs[kind].values()})
 
     def specs(self, kind: str) -> list[Any]:
-        return [self._specs[kind][n] for n in self.names(kind)]
+        table = self._specs[kind]
+        return [table[k] for k in sorted(table)]
 
-    def get(self, kind: str, name: str) -> Any:
-        try:
-            return self._specs[kind][name]
-        except KeyError:
-            raise UnknownNameError(kind, name, self._specs[kind]) from None
+    def get(self, kind: str, name: str, framework: str | None = None) -> Any:
+        """The spec registered as ``name``.
+
+        For a model, ``framework`` picks among the frameworks that register that name;
+        without it, the one model of that name, else the one whose framework has the
+        highest :attr:`~sigdl_core.interfaces.FrameworkSpec.preference`.
+        """
+        if kind != "model":
+            try:
+                return self._specs[kind][name]
+            except KeyError:
+                raise UnknownNameError(kind, name, self._specs[kind]) from None
+        found = {fw: spec for (n, fw), spec in self._specs[kind].items() if n == name}
+        if not found:
+            raise UnknownNameError(kind, name, self.names(kind))
+        if framework is not None:
+            if framework not in found:
+                raise BadInputError(
+                    f"model '{name}' is not one of framework '{framework}'s models "
+                    f"(it is registered by {', '.join(sorted(found))})",
+                    f"set framework to {' or '.join(sorted(found))}, or pick a model of "
+                    f"'{framework}' (sigdl models)",
+                )
+            return found[framework]
+        if len(found) == 1:
+            return next(iter(found.values()))
+        frameworks = self._specs["framework"]
+        rank = {fw: getattr(frameworks.get(fw), "preference", 0) for fw in found}
+        best = max(rank.values())
+        top = sorted(fw for fw, r in rank.items() if r == best)
+        if len(top) > 1:
+            raise BadInputError(
+                f"model '{name}' is registered by frameworks {', '.join(top)}",
+                f"say which with framework: {top[0]} (or --framework {top[0]})",
+            )
+        return found[top[0]]
 
     def _instance(self, kind: str, name: str) -> Any:
         key = (kind, name)

@@ -6,7 +6,7 @@ import pytest
 
 from sigdl_core import hookimpl
 from sigdl_core.errors import BadInputError, DuplicateNameError, PluginError, UnknownNameError
-from sigdl_core.interfaces import DatasetSpec, TargetSpec
+from sigdl_core.interfaces import DatasetSpec, FrameworkSpec, ModelSpec, TargetSpec
 
 
 def _target(name: str) -> TargetSpec:
@@ -56,6 +56,40 @@ def test_duplicate_name_names_both_plugins(sigdl_plugins) -> None:
     tolerant = sigdl_plugins(("first", Boards("x")), ("second", Boards("x")), tolerate_conflicts=True)
     assert tolerant.registry.get("target", "x").source == "first"
     assert len(tolerant.registry.conflicts) == 1
+
+
+class Zoo:
+    """A framework ``fw`` that registers the given model names."""
+
+    def __init__(self, fw: str, *models: str, preference: int = 0) -> None:
+        self.fw, self.models, self.preference = fw, models, preference
+
+    @hookimpl
+    def sigdl_frameworks(self):
+        return [FrameworkSpec(self.fw, self.fw, factory=lambda: None, preference=self.preference)]
+
+    @hookimpl
+    def sigdl_models(self):
+        return [ModelSpec(m, self.fw, m, (1, 28, 28), 10, 1) for m in self.models]
+
+
+def test_two_frameworks_may_register_one_model_name(sigdl_plugins) -> None:
+    loaded = sigdl_plugins(("zoo_a", Zoo("a", "net", "only-a")), ("zoo_b", Zoo("b", "net", preference=-1)))
+    registry = loaded.registry
+    assert registry.names("model") == ["net", "only-a"]
+    assert [(s.name, s.framework) for s in registry.specs("model")] == [("net", "a"), ("net", "b"), ("only-a", "a")]
+    assert registry.get("model", "net", framework="b").source == "zoo_b"
+    assert registry.get("model", "net").framework == "a"  # the higher preference
+    assert registry.get("model", "only-a").framework == "a"
+    with pytest.raises(BadInputError, match="not one of framework 'b'"):
+        registry.get("model", "only-a", framework="b")
+    with pytest.raises(UnknownNameError):
+        registry.get("model", "nothing")
+    tied = sigdl_plugins(("zoo_a", Zoo("a", "net")), ("zoo_b", Zoo("b", "net"))).registry
+    with pytest.raises(BadInputError, match="registered by frameworks a, b"):
+        tied.get("model", "net")
+    with pytest.raises(DuplicateNameError):
+        sigdl_plugins(("zoo_a", Zoo("a", "net")), ("zoo_c", Zoo("a", "net")))
 
 
 @pytest.mark.parametrize("bad, words", [(ReturnsGarbage(), "expected a list of TargetSpec"),
