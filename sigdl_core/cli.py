@@ -69,6 +69,8 @@ app = typer.Typer(
 # --------------------------------------------------------------------------- plugins
 
 _override: list[tuple[bool, Sequence[tuple[str, object]]]] = []
+#: File endings of recipes; `sigdl run FILE` takes FILE as the model when a framework reads its ending.
+RECIPE_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
 
 @contextlib.contextmanager
@@ -319,6 +321,10 @@ def run_cmd(
         if new_data is None and (resume / "new_data").is_dir():  # the run's own copy of its field data
             new_data = resume / "new_data"
     else:
+        if (recipe is not None and model is None and recipe.suffix.lower() not in RECIPE_SUFFIXES
+                and any(recipe.name.lower().endswith(s) for spec in get_plugins().registry.specs("framework")
+                        for s in spec.suffixes)):
+            model, recipe = str(recipe), None  # `sigdl run model.onnx`: the default recipe on that model file
         r = Recipe.from_file(recipe) if recipe is not None else Recipe.default()
         overrides: dict[str, Any] = dict(model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,
                                          batch_size=batch_size, optimizer=optimizer, schedule=schedule, seed=seed)
@@ -348,6 +354,8 @@ def run_cmd(
         _emit_json(report)
     else:
         _print(_summary_table(report))
+        if report.get("retraining"):
+            _print(report["retraining"])
         for line in report.get("shortfalls") or []:
             _print(f"missed: {line['text']}")
     if not report["met"]:
@@ -434,11 +442,13 @@ def compress_cmd(
     plugins = get_plugins()
     Session(plugins, r, out, SilentObserver()).check()
     with _observer(quiet, json_out) as observer:
-        report = run_loop(Session(plugins, r, out, observer))
+        report = run_loop(Session(plugins, r, out, observer,
+                                  require_retraining=bool(retrain_epochs and retrain_epochs > 0)))
     chosen = report["chosen"]
     summary = {"model": model, "chain": chosen["settings"], "baseline_accuracy": report["baseline"]["accuracy"],
                "accuracy": chosen["accuracy"], "original_bytes": chosen["original_bytes"],
                "artifact_bytes": chosen["artifact_bytes"], "ratio": chosen["ratio"], "layers": chosen["layers"],
+               "retraining": report.get("retraining"),
                "files": {"sigdl": str(out / "model.sigdl"), "onnx": str(out / "model.onnx")}}
     atomic_write_json(out / "summary.json", summary)
     if json_out:
@@ -453,6 +463,8 @@ def compress_cmd(
     _print(table(None, ["layer", "kept", "of", "weight bits", "index bits"],
                  [[n, f"{l['kept']:,}", f"{l['total']:,}", f"{l['weight_bits']:,}", f"{l['index_bits']:,}"]
                   for n, l in summary["layers"].items()]))
+    if summary["retraining"]:
+        _print(summary["retraining"])
     _print(f"wrote {out / 'model.sigdl'}, {out / 'model.onnx'}, {out / 'summary.json'}")
 
 
@@ -556,7 +568,7 @@ def test_cmd(
     data = registry.load_dataset(dataset, seed or 0) if dataset else None
     is_onnx = model_file.suffix.lower() == ".onnx"
     if not target:
-        if is_onnx:
+        if is_onnx and not any(".onnx" in spec.suffixes for spec in registry.specs("framework")):
             raise BadInputError("testing an ONNX file needs a target", "add --target NAME (sigdl targets)")
         if data is None:
             raise BadInputError("testing a model's accuracy needs data", "add --dataset NAME (sigdl datasets)")

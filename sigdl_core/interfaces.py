@@ -324,6 +324,15 @@ class Framework(ABC):
             "use unstructured (magnitude) pruning for this model",
         )
 
+    def training_unavailable(self, model: Model) -> str | None:
+        """Why :meth:`train` cannot train ``model`` in this installation, or None (it can).
+
+        A framework that only runs models (an ONNX file without a training route) says why
+        in one line; the loop then compresses *post-training*: no retraining, said in the
+        report. Asking for retraining explicitly (``--retrain-epochs N``) is then an error.
+        """
+        return None
+
 
 @dataclass(frozen=True)
 class ChannelSlice:

@@ -74,6 +74,9 @@ class Session:
     recipe: Recipe
     run_dir: Path
     observer: Observer
+    #: True when the user asked for retraining explicitly (``--retrain-epochs N``): a framework
+    #: that cannot train the model is then an error instead of post-training compression.
+    require_retraining: bool = False
 
     def __post_init__(self) -> None:
         self.stages: dict[str, dict[str, Any]] = {}
@@ -187,6 +190,12 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
             model, built = session.obtain_model(framework, data)
         result.update(framework=fw_name, dataset=data.summary(), resumed=cached is not None)
 
+    post_training = None  # why the framework cannot retrain this model: compress without retraining
+    if recipe.compress["chain"] and recipe.retrain_settings().epochs > 0:
+        post_training = framework.training_unavailable(model)
+        if post_training is not None and session.require_retraining:
+            raise BadInputError(post_training, "compress post-training with --retrain-epochs 0")
+
     extra = None
     if new_data is not None:
         extra = _take_new_data(session, new_data, data)
@@ -246,6 +255,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         "met": met,
         "shortfalls": shortfalls,
         "stopped": stopped,
+        "retraining": f"post-training: no retraining ({post_training})" if post_training else None,
         "candidates": candidates,
         "stages": session.stages,
         "files": _files(run_dir, chosen, checkpoint),

@@ -96,6 +96,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
         f"Budget {verdict}: " + ("; ".join(_budget_lines(report.get("budget") or {})) or "no limits") + ".",
     ]
+    if report.get("retraining"):
+        out += ["", report["retraining"][:1].upper() + report["retraining"][1:] + "."]
     if report.get("shortfalls"):
         out += ["", "Limits missed by the " + ("chosen" if report.get("met") else "best") + " model:", ""]
         out += [f"- {s['text']}" for s in report["shortfalls"]]

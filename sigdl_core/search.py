@@ -87,7 +87,8 @@ class Workbench:
     def retrain(self, weights: dict[str, Any], projection: Any) -> dict[str, Any]:
         self.framework.set_weights(self.model, weights)
         settings = self.recipe.retrain_settings()
-        if settings.epochs > 0 and not self.data.timing_only:
+        # post-training mode: a framework that cannot train this model compresses without retraining
+        if settings.epochs > 0 and not self.data.timing_only and self.framework.training_unavailable(self.model) is None:
             self.framework.train(self.model, self.train_data or self.data, settings, projection=projection,
                                  progress=self.observer.progress)
         return self.framework.get_weights(self.model)
