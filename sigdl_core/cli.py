@@ -215,9 +215,27 @@ def targets_cmd(json_out: JsonOpt = False) -> None:
 
 @app.command("emulators")
 def emulators_cmd(json_out: JsonOpt = False) -> None:
-    """List emulators."""
-    _listing("emulator", ["name", "description", "plugin"],
-             lambda s: [s.name, s.description, s.source], json_out, "Emulators")
+    """List emulators and their options (set them with --target NAME:key=value,...)."""
+    from rich.markup import escape
+
+    from .targets import describe_option
+
+    def options(s: Any) -> str:
+        return escape("\n".join(f"{o.name}={_option_default(o.default)}: {describe_option(o)} — {o.help}"
+                                for o in s.options)) or "—"
+
+    _listing("emulator", ["name", "description", "options", "plugin"],
+             lambda s: [s.name, s.description, options(s), s.source], json_out, "Emulators")
+
+
+def _option_default(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)
 
 
 # --------------------------------------------------------------------------- train, test, run
@@ -256,11 +274,21 @@ def _summary_table(report: dict[str, Any]) -> Any:
     from .report import _budget_lines, human_bytes, percent
 
     b, c = report["baseline"], report.get("chosen")
-    rows = [["top-1", percent(b["accuracy"]), percent(c["accuracy"]) if c else "—",
-             f"≥ {percent(report['budget_floor'])}" if report.get("budget_floor") is not None else "—"],
+    floor = report.get("budget_floor")
+    rows = [["top-1 validation (decides)", percent(b.get("validation_accuracy")),
+             percent(c.get("validation_accuracy")) if c else "—", f"≥ {percent(floor)}" if floor is not None else "—"],
+            ["top-1 test (reports)", percent(b.get("accuracy")), percent(c.get("accuracy")) if c else "—", ""],
             ["size", human_bytes(b["weights_bytes"]), human_bytes(c["artifact_bytes"]) if c else "—",
              human_bytes(report["budget"].get("max_artifact_bytes")) if report["budget"].get("max_artifact_bytes") else "—"],
             ["ratio", "1×", f"{c['ratio']:.1f}×" if c and c.get("ratio") else "—", ""]]
+    if c and c.get("validation_accuracy") is not None and b.get("validation_accuracy") is not None:
+        drops = [100 * (b["validation_accuracy"] - c["validation_accuracy"])]
+        if c.get("accuracy") is not None and b.get("accuracy") is not None:
+            drops.append(100 * (b["accuracy"] - c["accuracy"]))
+        bound = report["budget"].get("max_accuracy_drop")
+        rows.append(["top-1 drop (points)", "", f"{drops[0]:.2f} validation"
+                     + (f" / {drops[1]:.2f} test" if len(drops) > 1 else ""),
+                     f"≤ {bound:g} (validation)" if bound is not None else ""])
     budget = report["budget"]
     for name in sorted(set(b.get("targets") or {}) | set((c or {}).get("targets") or {})):
         bt, ct = (b.get("targets") or {}).get(name, {}), ((c or {}).get("targets") or {}).get(name, {})
@@ -283,7 +311,7 @@ def run_cmd(
     model: ModelOpt = None,
     dataset: DatasetOpt = None,
     framework: FrameworkOpt = None,
-    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Re-test on this target (repeatable); replaces the recipe's.")] = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Re-test on this target (repeatable), NAME or NAME:key=value,... (sigdl emulators lists the options); replaces the recipe's.")] = None,
     chain: Annotated[Optional[str], typer.Option("--with", help="Compressors in order, e.g. prune,quant; replaces the recipe's.")] = None,
     epochs: EpochsOpt = None,
     lr: LrOpt = None,
@@ -292,6 +320,7 @@ def run_cmd(
     schedule: ScheduleOpt = None,
     seed: SeedOpt = None,
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Budget: most top-1 points to lose.")] = None,
+    validation: Annotated[Optional[float], typer.Option("--validation", help="Fraction of the training data held out as the validation split every decision uses (default 0.1).")] = None,
     min_fps: Annotated[Optional[float], typer.Option("--min-fps", help="Budget: fewest fps at batch 1 on every target.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: sigdl-runs/<time>-<model>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder where it stopped.")] = None,
@@ -338,6 +367,8 @@ def run_cmd(
                                              if k in mapping["compress"]["chain"]}
         if max_drop is not None:
             mapping["budget"]["max_accuracy_drop"] = max_drop
+        if validation is not None:
+            mapping["validation"] = validation
         if min_fps is not None:
             mapping["budget"]["min_fps"] = min_fps
         r = Recipe.from_mapping(mapping, source=r.source)
@@ -438,6 +469,8 @@ def compress_cmd(
     mapping["search"]["strategy"] = "fixed"
     mapping["targets"] = []
     mapping["budget"] = {"max_accuracy_drop": None}
+    if recipe is None:  # nothing is decided here, so all the training data trains
+        mapping["validation"] = 0.0
     r = Recipe.from_mapping(mapping, source=str(recipe) if recipe else "sigdl compress")
     plugins = get_plugins()
     Session(plugins, r, out, SilentObserver()).check()
@@ -552,7 +585,7 @@ def train_cmd(
 def test_cmd(
     model_file: Annotated[Path, typer.Argument(help="A model file: a framework checkpoint or an ONNX model.")],
     dataset: DatasetOpt = None,
-    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Re-test on this target's emulator (repeatable).")] = None,
+    target: Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Re-test on this target's emulator (repeatable); NAME or NAME:key=value,... with the emulator's options (sigdl emulators).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="The architecture, for a bare state_dict file.")] = None,
     seed: SeedOpt = None,
     json_out: JsonOpt = False,
@@ -562,9 +595,12 @@ def test_cmd(
 
     Exits 1 when the model does not fit or cannot run on one of the targets.
     """
+    from .targets import emulate_target, resolve_targets
+
     plugins = get_plugins()
     registry = plugins.registry
     read_regular_file(model_file, "model file")
+    bound = resolve_targets(registry, target or [])  # names and options checked before any work
     data = registry.load_dataset(dataset, seed or 0) if dataset else None
     is_onnx = model_file.suffix.lower() == ".onnx"
     if not target:
@@ -586,9 +622,6 @@ def test_cmd(
                      [[str(model_file), data.name, acc.samples, percent(acc.top1), percent(acc.top5)]]))
         return
 
-    specs = [registry.get("target", t) for t in target]
-    for spec in specs:
-        registry.get("emulator", spec.emulator)
     with tempfile.TemporaryDirectory(prefix="sigdl-test-") as tmp:
         onnx_path = model_file
         if not is_onnx:
@@ -597,10 +630,10 @@ def test_cmd(
             onnx_path = fw.export_onnx(m, Path(tmp) / "model.onnx")
         reports = []
         with _observer(quiet, json_out) as observer:
-            for spec in specs:
-                observer.stage_started("emulate", {"target": spec.name})
+            for one in bound:
+                observer.stage_started("emulate", {"target": str(one.ref)})
                 start = time.perf_counter()
-                rep = registry.emulator(spec.emulator).emulate(onnx_path, spec, data, {})
+                rep = emulate_target(registry, one, onnx_path, data)
                 observer.stage_finished("emulate", {"seconds": time.perf_counter() - start})
                 reports.append(rep)
     if json_out:
@@ -642,6 +675,43 @@ def comparison_table(reports: Sequence[Any]) -> Any:
         ["fits"] + ["yes" if r.fits else "NO" for r in reports],
     ]
     return table("Re-test on targets", ["", *[r.target for r in reports]], rows)
+
+
+# --------------------------------------------------------------------------- new (plugin templates)
+
+
+@app.command("new")
+def new_cmd(
+    kind: Annotated[Optional[str], typer.Argument(help="target, compressor or framework.")] = None,
+    name: Annotated[Optional[str], typer.Argument(help="The plugin's name, e.g. acme-board.")] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="Where to create the plugin's folder.")] = Path("."),
+    update: Annotated[Optional[Path], typer.Option("--update", help="Bring this plugin folder (made by sigdl new, committed to git) up to the current template.")] = None,
+    template: Annotated[Optional[Path], typer.Option("--template", help="A copier template folder to use instead of the built-in one.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a working plugin (target, compressor or framework) from a template; --update a made one."""
+    from .plugin_templates import KINDS, names_for, new_plugin, update_plugin
+
+    if update is not None:
+        if kind is not None or name is not None:
+            raise BadInputError("--update takes the plugin's folder, not a kind and name",
+                                "use sigdl new --update DIR")
+        tag = update_plugin(update, template)
+        if json_out:
+            _emit_json({"updated": str(update), "template_version": tag})
+        else:
+            _print(f"updated {update} to template version {tag}; review with git diff, resolve any <<<<<<< marks")
+        return
+    if kind not in KINDS or name is None:
+        raise BadInputError(f"sigdl new needs a kind ({', '.join(KINDS)}) and a name",
+                            "e.g. sigdl new target acme-board")
+    folder = new_plugin(kind, name, directory, template)
+    names = names_for(kind, name)
+    if json_out:
+        _emit_json({"kind": kind, "folder": str(folder), **names})
+        return
+    typer.echo(f"created {folder} ({names['distribution']}, package {names['package']}); next:\n"
+               f"  pip install -e '{folder}[test]'\n  sigdl {kind}s\n  pytest {folder}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

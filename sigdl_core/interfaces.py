@@ -400,6 +400,10 @@ class CompressionResult:
     projection: Projection | None = None
     layers: dict[str, LayerEncoding] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
+    #: Training settings (:class:`TrainSettings` field → value) that the retraining right
+    #: after this stage should use instead of the run's own, e.g. a longer retraining a
+    #: structural constraint needs; None: the run's retraining settings.
+    retrain: dict[str, Any] | None = None
 
 
 class Compressor(ABC):
@@ -665,6 +669,9 @@ class EmulatorSpec:
     """An emulator. ``factory()`` builds its :class:`Emulator` on first use.
 
     ``options`` declares every option its ``emulate`` accepts (see :class:`EmulatorOption`).
+    ``calibration`` is the evidence behind its numbers: one :class:`CalibrationRow` per
+    published measurement it was fitted to (``set="calibration"``) or judged on
+    (``set="held-out"``), with its prediction error; ``sigdl emulators`` shows them.
     """
 
     name: str
@@ -672,12 +679,63 @@ class EmulatorSpec:
     factory: Callable[[], Emulator]
     options: tuple[EmulatorOption, ...] = ()
     source: str = ""
+    calibration: tuple[CalibrationRow, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         from .targets import option_dict
 
         return {"name": self.name, "description": self.description,
-                "options": [option_dict(o) for o in self.options], "source": self.source}
+                "options": [option_dict(o) for o in self.options], "source": self.source,
+                "calibration": [row.to_dict() for row in self.calibration]}
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """One published measurement an emulator was calibrated on or judged by.
+
+    ``quantity`` says what was measured (``"latency_ms"``, ``"fps"``, ``"power_w"``);
+    ``predicted`` is the emulator's figure for it, ``error`` = predicted / published − 1;
+    ``sets`` names the constants this row set (empty for a held-out row); ``method`` is
+    ``analytical`` (reproducible from the shipped constants) or ``executed`` (timed on the
+    host when the benchmark ran: ``note`` says when and under what load).
+    """
+
+    target: str
+    model: str
+    quantity: str
+    published: float
+    predicted: float
+    source: str
+    set: str = "calibration"
+    sets: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    method: str = "analytical"
+    note: str = ""
+
+    @property
+    def error(self) -> float:
+        """predicted / published − 1."""
+        return self.predicted / self.published - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "model": self.model, "quantity": self.quantity,
+                "published": self.published, "predicted": self.predicted,
+                "error": self.error, "set": self.set, "sets": list(self.sets),
+                "options": dict(self.options), "method": self.method, "source": self.source,
+                "note": self.note}
+
+
+def calibration_summary(rows: Sequence[CalibrationRow]) -> str:
+    """One line on how an emulator did on published measurements, for reports and listings."""
+    if not rows:
+        return "no published measurement to calibrate on"
+    parts = []
+    for kind in ("calibration", "held-out"):
+        sel = [r for r in rows if r.set == kind]
+        if sel:
+            worst = max(sel, key=lambda r: abs(r.error))
+            parts.append(f"{len(sel)} {kind} row(s), worst {worst.error:+.1%} ({worst.model})")
+    return "; ".join(parts)
 
 
 #: The registration hooks and the spec type each one returns, in listing order.

@@ -24,6 +24,7 @@ from .interfaces import ArrayDataset, Framework, Model
 from .plugins import LoadedPlugins
 from .recipe import Recipe
 from .report import write_run_report
+from .targets import BoundTarget, emulate_target, resolve_targets
 
 
 class Observer(Protocol):
@@ -109,8 +110,22 @@ class Session:
         registry.dataset_spec(self.recipe.dataset)
         for name in self.recipe.compress["chain"]:
             registry.get("compressor", name)
-        for name in self.recipe.targets:
-            registry.get("emulator", registry.get("target", name).emulator)
+        if self.decides() and not self.recipe.validation:
+            raise BadInputError("this run decides on accuracy (a search or a budget), but 'validation' is 0",
+                                "set validation: 0.1 (or --validation 0.1): decisions use a validation split, "
+                                "never the test split")
+        self.targets()
+
+    def targets(self) -> list[BoundTarget]:
+        """The recipe's targets bound to their specs, with their emulator options validated."""
+        return resolve_targets(self.plugins.registry, self.recipe.targets)
+
+    def decides(self) -> bool:
+        """Whether the run takes a decision on accuracy: a search, or a budget to meet."""
+        recipe = self.recipe
+        if not recipe.compress["chain"]:
+            return False
+        return recipe.search["strategy"] != "fixed" or any(v is not None for v in recipe.budget.values())
 
     def framework_name(self) -> str:
         """The recipe's framework, else the model file's, else the zoo model's."""
@@ -124,7 +139,15 @@ class Session:
         return registry.get("model", self.recipe.model).framework
 
     def load_data(self) -> ArrayDataset:
-        return self.plugins.registry.load_dataset(self.recipe.dataset, self.recipe.seed)
+        """The recipe's dataset, its validation split carved from the training data.
+
+        The split is stratified and depends only on the labels and the seed
+        (:meth:`ArrayDataset.with_validation`); timing-only data get none.
+        """
+        data = self.plugins.registry.load_dataset(self.recipe.dataset, self.recipe.seed)
+        if data.timing_only or not self.recipe.validation:
+            return data
+        return data.with_validation(self.recipe.validation, self.recipe.seed)
 
     def obtain_model(self, framework: Framework, data: ArrayDataset) -> tuple[Model, bool]:
         """The recipe's model, loaded from its file or freshly built; True when built."""
@@ -149,8 +172,10 @@ def _concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:
     if a.input_shape != b.input_shape:
         raise BadInputError(f"new data has samples of shape {b.input_shape}, the model takes {a.input_shape}",
                             "give images of the model's input size and channels")
-    return ArrayDataset(f"{a.name}+{b.name}", np.concatenate([a.x_train, b.x_train]),
-                        np.concatenate([a.y_train, b.y_train]), a.x_test, a.y_test, a.num_classes)
+    from dataclasses import replace
+
+    return replace(a, name=f"{a.name}+{b.name}", x_train=np.concatenate([a.x_train, b.x_train]),
+                   y_train=np.concatenate([a.y_train, b.y_train]))
 
 
 def run_loop(session: Session, resume: bool = False, new_data: Path | None = None) -> dict[str, Any]:
@@ -166,7 +191,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
 
     recipe, registry, run_dir = session.recipe, session.plugins.registry, session.run_dir
     session.check()
-    targets = [registry.get("target", t) for t in recipe.targets]
+    targets = session.targets()
     budget = Budget(**recipe.budget)
     run_dir.mkdir(parents=True, exist_ok=True)
     store = RunStore(run_dir)
@@ -216,7 +241,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         bench = Workbench(
             plugins=session.plugins, framework=framework, model=model, data=data, recipe=recipe, store=store,
             baseline_weights=framework.get_weights(model), kinds=framework.layer_kinds(model),
-            baseline_top1=baseline["accuracy"], targets=targets, budget=budget, observer=session.observer,
+            baseline_top1=baseline.get("validation_accuracy"), targets=targets, budget=budget, observer=session.observer,
             new_data=extra, train_data=train_data,
         )
         with session.stage("search", {"chain": ",".join(recipe.compress["chain"]),
@@ -250,7 +275,10 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         "new_data": extra.summary() if extra is not None else None,
         "baseline": baseline,
         "budget": budget.to_dict(),
-        "budget_floor": budget.accuracy_floor(baseline["accuracy"]) if baseline["accuracy"] is not None else None,
+        "budget_floor": (budget.accuracy_floor(baseline["validation_accuracy"])
+                         if baseline.get("validation_accuracy") is not None else None),
+        "decided_on": {"split": "validation", "samples": len(data.y_val) if data.y_val is not None else 0,
+                       "reported": "test", "test_samples": 0 if data.timing_only else len(data.y_test)},
         "chosen": chosen,
         "met": met,
         "shortfalls": shortfalls,
@@ -279,16 +307,24 @@ def _baseline(session: Session, framework: Framework, model: Model, built: bool,
         with session.stage("train", recipe.train.to_dict()) as result:
             history = framework.train(model, train_data, recipe.train, progress=session.observer.progress)
             result.update(history.to_dict())
-    accuracy = None
+    accuracy = validation = None
     if not data.timing_only:
+        if data.y_val is not None:
+            with session.stage("validate", {"split": "validation", "samples": len(data.y_val)}) as result:
+                validation = framework.evaluate(model, data, "validation")
+                result.update(validation.to_dict())
         with session.stage("test", {"split": "test", "samples": len(data.y_test)}) as result:
             accuracy = framework.evaluate(model, data, "test")
             result.update(accuracy.to_dict())
     baseline_targets = {}
     if targets:
+        from .search import validation_view
+
         with session.stage("emulate", {"targets": ",".join(t.name for t in targets), "model": "baseline"}):
-            baseline_targets = _emulate(session, framework, model, data, targets)
+            baseline_targets = _emulate(session, framework, model, validation_view(data), targets)
     return {
+        "validation_accuracy": validation.top1 if validation else None,
+        "validation_top5": validation.top5 if validation else None,
         "accuracy": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
         "new_data_accuracy": framework.evaluate(model, new, "test").top1 if new is not None else None,
         "parameters": framework.parameter_count(model),
@@ -347,8 +383,8 @@ def _emulate(session: Session, framework: Framework, model: Model, data: ArrayDa
     out = {}
     with tempfile.TemporaryDirectory(prefix="sigdl-base-") as tmp:
         onnx_path = framework.export_onnx(model, Path(tmp) / "model.onnx")
-        for spec in targets:
-            out[spec.name] = target_record(registry.emulator(spec.emulator).emulate(onnx_path, spec, data, {}))
+        for target in targets:
+            out[target.name] = target_record(emulate_target(registry, target, onnx_path, data))
     return out
 
 
@@ -365,13 +401,16 @@ def _write_chosen(session: Session, framework: Framework, model: Model, bench: A
         shutil.copyfile(run_dir / chosen["artifact"], tmp)
     weights, _meta = load_weights(run_dir / "model.sigdl")
     framework.set_weights(model, weights)
+    if not bench.data.timing_only:  # the test split, for the report: the choice is made
+        test = framework.evaluate(model, bench.data, "test")
+        chosen["accuracy"], chosen["top5"] = test.top1, test.top5
     onnx_path = framework.export_onnx(model, run_dir / "model.onnx")
     written = []
-    for spec in targets:
-        folder = run_dir / "targets" / spec.name
+    for target in targets:
+        folder = run_dir / "targets" / target.name
         folder.mkdir(parents=True, exist_ok=True)
-        path = session.plugins.registry.emulator(spec.emulator).export_target_model(
-            onnx_path, spec, bench.data, folder)
+        path = session.plugins.registry.emulator(target.emulator.name).export_target_model(
+            onnx_path, target.spec, bench.data, folder)
         if path is not None:
             written.append(str(Path(path).relative_to(run_dir)))
         else:

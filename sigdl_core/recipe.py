@@ -18,6 +18,7 @@ from typing import Any
 from .errors import BadInputError, InvalidValueError
 from .files import read_regular_file
 from .interfaces import TrainSettings
+from .targets import TargetRef
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ SCHEMA: dict[str, Any] = {
     "framework": Key((str, type(None)), None, "the framework (default: the model's own)"),
     "dataset": Key((str,), "mnist5k", "a dataset name, or name:argument (sigdl datasets)"),
     "seed": Key((int,), 0, "the seed of every random choice"),
+    "validation": Key((int, float), 0.1, "fraction of the training data held out as the validation split "
+                      "the search and the budget decide on (0: none; then nothing may be decided)"),
     "train": _train_schema(),
     "compress": {
         "chain": Key((list,), [], "compressor names in order, e.g. [prune, quant] (sigdl compressors)"),
@@ -64,7 +67,8 @@ SCHEMA: dict[str, Any] = {
             "batch_size": Key((int,), 64, "samples per retraining step"),
         },
     },
-    "targets": Key((list,), [], "target names to re-test on (sigdl targets)"),
+    "targets": Key((list,), [], "targets to re-test on (sigdl targets): names, name:key=value,..., "
+                   "or {name: NAME, option: value} mappings (sigdl emulators lists the options)"),
     "budget": {
         "max_accuracy_drop": Key(_NUM, 1.0, "most top-1 points the model may lose (1.0 = one point)"),
         "max_relative_drop": Key(_NUM, None, "most top-1 it may lose relative to the baseline (0.02 = 2 %)"),
@@ -93,6 +97,7 @@ model: lenet300100        # a model name (sigdl models) or a model file (model.p
 framework: null           # null: the model's own framework
 dataset: mnist5k          # sigdl datasets; mnist-idx:DIR, image-folder:DIR, synthetic:SHAPE
 seed: 0                   # training, retraining and splits are deterministic under a seed
+validation: 0.1           # held out of training; the search decides on it, the test split only reports
 
 train:                    # the baseline (skipped when model is a file)
   epochs: 12
@@ -241,9 +246,10 @@ class Recipe:
     framework: str | None = None
     dataset: str = "mnist5k"
     seed: int = 0
+    validation: float = 0.1
     train: TrainSettings = field(default_factory=TrainSettings)
     compress: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["compress"], "compress"))
-    targets: tuple[str, ...] = ()
+    targets: tuple[TargetRef, ...] = ()
     budget: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["budget"], "budget"))
     search: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["search"], "search"))
     limits: Mapping[str, Any] = field(default_factory=lambda: validate({}, SCHEMA["limits"], "limits"))
@@ -253,10 +259,13 @@ class Recipe:
     def from_mapping(cls, data: Any, source: str = "recipe") -> Recipe:
         values = validate(data)
         train = TrainSettings(**values.pop("train"), seed=values["seed"])
-        values["targets"] = tuple(_names(values["targets"], "targets"))
+        values["targets"] = tuple(TargetRef.from_recipe(t, f"targets[{i}]") for i, t in enumerate(values["targets"]))
         values["compress"]["chain"] = _names(values["compress"]["chain"], "compress.chain")
         _check_params(values["compress"]["params"], values["compress"]["chain"])
         _check_search(values["search"], values["limits"])
+        if not 0 <= values["validation"] < 1:
+            raise InvalidValueError(f"recipe key 'validation' is {values['validation']!r}",
+                                    "give a fraction in [0, 1), e.g. 0.1")
         return cls(train=train, source=source, **values)
 
     def retrain_settings(self) -> TrainSettings:
@@ -301,8 +310,8 @@ class Recipe:
         train = self.train.to_dict()
         train.pop("seed")
         return {"model": self.model, "framework": self.framework, "dataset": self.dataset,
-                "seed": self.seed, "train": train, "compress": _plain(self.compress),
-                "targets": list(self.targets), "budget": dict(self.budget), "search": _plain(self.search),
+                "seed": self.seed, "validation": self.validation, "train": train, "compress": _plain(self.compress),
+                "targets": [t.to_recipe() for t in self.targets], "budget": dict(self.budget), "search": _plain(self.search),
                 "limits": dict(self.limits), "source": self.source}
 
     def to_mapping(self) -> dict[str, Any]:

@@ -1,35 +1,60 @@
 """The compression search: the most compressed model that stays within the budget.
 
 Trying every combination of per-layer settings is hopeless (8 bit widths and 10 sparsities
-for 16 layers is 80^16 models), so the search walks three short, ordered phases, each
-candidate compressed, retrained, tested, encoded and re-tested on every target:
+for 16 layers is 80^16 models), so the search walks short, ordered phases, each candidate
+compressed, retrained, tested, encoded and re-tested on every target. It does what an
+expert does by hand with Deep Compression (Han et al. 2016) and gradual pruning (Zhu &
+Gupta 2017):
 
 1. **Sensitivity** (no retraining, cheap): each prunable layer alone is pruned to each
    sparsity of ``search.sensitivity`` and the model tested. A layer's *cap* ``c`` is the
    highest sparsity that costs at most half of the allowed accuracy drop.
-2. **Strength**: one scalar ``t`` sets every layer's sparsity to ``1 - (1 - c)^t``: ``t = 1``
-   is the sensitivity caps, larger ``t`` prunes every layer harder, robust layers most in
-   absolute terms, while keeping each layer's density in proportion to its sensitivity.
-   The search brackets the largest ``t`` whose retrained model keeps the accuracy
-   (doubling or halving from 1), then bisects ``bisection_steps`` times.
-3. **Bits**: at that strength, layer by layer from the largest, a binary search for the
-   fewest bits per weight (down to ``min_bits``) that keep the accuracy.
+2. **Strength**, pruned gradually: one scalar ``t`` sets every layer's sparsity to
+   ``1 - (1 - c)^t`` (``t = 1`` is the caps; larger ``t`` prunes every layer harder while
+   keeping each layer's density in proportion to its sensitivity). The search climbs a
+   ladder ``t = 1, 1 + step, 1 + 2·step, …`` as one *pruning path*: each rung prunes
+   further from the previous rung's retrained weights (pruned weights never revive) and
+   retrains, as iterative pruning does. A candidate is the path up to a rung, then the rest
+   of the chain. The climb stops after two failing rungs in a row (one unlucky rung on a
+   small validation split does not end it) or at ``MAX_STRENGTH``.
+3. **Layers**: sensitivity without retraining cannot see that a large layer retrains back
+   better than a small one, and the bytes are in the large layers. From the best rung, the
+   layers holding at least ``MIN_SHARE`` of the kept weights, largest first, are each pushed
+   further alone (their own ``t`` raised a step at a time, extending the path) until a step
+   fails.
+4. **Bits**: on that path, for the layers holding at least ``MIN_SHARE`` of the kept weights,
+   largest first, a binary search for the fewest bits per weight (down to ``min_bits``)
+   that keep the accuracy. The others keep Deep Compression's 8 (conv) or 5 (fc) bits.
 
-Phases 2 and 3 decide on accuracy alone, since it is what compression strength trades
+Every chain gets the coding an expert gives it when its compressors take the parameter and
+the recipe leaves it out (:data:`ROLE_DEFAULTS`): the encoder picks its index width per
+layer (``index_bits: auto``) and stores biases and other untouched weights in fp16.
+
+**Decisions use the validation split only** (:data:`DECISION_SPLIT`): the search reads the
+framework's accuracy on it, and the emulators re-test candidates on a copy of the dataset
+whose test split *is* the validation split (:func:`validation_view`), so a target's
+accuracy is a validation figure too. The real test split is evaluated by the loop, for the
+report, after the search; a search that asks for it raises :class:`TestSplitReadError`.
+
+Phases 2–4 decide on accuracy alone, since it is what compression strength trades
 against; the final choice applies the whole budget (speed, size, power on every target):
 the candidate with the highest ratio that meets it, or, when none does, the best one found
 (keeping the accuracy first, then the highest ratio), with the limits it misses and by how
-much. The search is deterministic given the results it sees, and every candidate is looked
-up in the :class:`~sigdl_core.runstore.RunStore` before it is computed: a resumed run
-replays the same path and recomputes only what is missing.
+much. A candidate is a pure function of its settings (chain, parameters, pruning path,
+retraining, seed), so its record is looked up in the :class:`~sigdl_core.runstore.RunStore`
+before it is computed (a resumed run replays the same path and recomputes only what is
+missing), and the retrained weights at each point of a pruning path are kept in memory, so
+that candidates sharing a path prefix (later rungs, the bits phase) do not retrain it again.
 
-The search speaks to compressors by their role (:data:`~sigdl_core.interfaces.COMPRESSOR_ROLES`):
-a ``prune`` compressor takes ``sparsity`` as layer → fraction, a ``quantize`` one ``layers`` as
-layer → bits.
+The search speaks to compressors by their role (:data:`~sigdl_core.interfaces.COMPRESSOR_ROLES`)
+through :data:`ROLE_KNOBS`: a ``prune`` compressor takes ``sparsity`` as layer → fraction, a
+``quantize`` one ``layers`` as layer → bits.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,16 +63,55 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .errors import BadInputError
-from .interfaces import COMPRESSIBLE_KINDS, Accuracy, ArrayDataset, Framework, Model, TargetSpec
+from .errors import BadInputError, SigdlError
+from .interfaces import COMPRESSIBLE_KINDS, Accuracy, ArrayDataset, Framework, Model
 from .plugins import LoadedPlugins
 from .recipe import Recipe
 from .runstore import RunStore, settings_key
+from .targets import BoundTarget, emulate_target
 
 #: Bits the search starts from, per layer kind (Deep Compression's: 8 conv, 5 fc).
 START_BITS = {"conv": 8, "depthwise": 8, "fc": 5}
 #: Largest strength tried: density d^t with t = 4 turns a 10 % density into 0.01 %.
 MAX_STRENGTH = 4.0
+#: The strength ladder's rung spacing, and the step of the per-layer phase.
+STRENGTH_STEP = 0.5
+#: Layers holding at least this share of the kept weights get their own sparsity and bits search.
+MIN_SHARE = 0.1
+#: The split every decision of the search is taken on; the test split only reports.
+DECISION_SPLIT = "validation"
+#: Parameters the search gives a compressor of a role when the compressor documents them and
+#: the recipe leaves them out: what the hand-set Deep Compression commands use.
+ROLE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "encode": {"index_bits": "auto", "others": "f16"},
+}
+#: How many points of pruning paths the search keeps in memory (their weights and masks).
+PATHS_KEPT = 8
+#: Parameters of a ``prune`` compressor that the search's pruning path replaces.
+PRUNE_SETTINGS = ("quality", "global_sparsity", "sparsity", "agp_steps", "agp_step", "initial_sparsity")
+
+
+class TestSplitReadError(SigdlError):
+    """The search asked for the test split: decisions must use the validation split.
+
+    A bug in a search strategy, never the user's input: exit code 3.
+    """
+
+    exit_code = 3
+
+
+def validation_view(data: ArrayDataset) -> ArrayDataset:
+    """The dataset as the search's emulations see it: its test split is the validation split.
+
+    Emulators measure accuracy on a dataset's test split; the search hands them this view so
+    that every accuracy it decides on is a validation figure. Without a validation split
+    (or for timing-only data) the view has no labelled test samples to decide on.
+    """
+    from dataclasses import replace
+
+    if data.x_val is None or data.y_val is None:
+        return replace(data, name=f"{data.name} (timing only: no validation split)", timing_only=True)
+    return replace(data, name=f"{data.name} (validation)", x_test=data.x_val, y_test=data.y_val)
 
 
 class SearchStopped(Exception):
@@ -56,7 +120,12 @@ class SearchStopped(Exception):
 
 @dataclass
 class Workbench:
-    """What every candidate needs: the framework, the model, the data and the baseline."""
+    """What every candidate needs: the framework, the model, the data and the baseline.
+
+    ``data`` is the whole dataset (train, validation, test); ``baseline_top1`` is the
+    baseline's validation top-1, the reference of every accuracy decision. The workbench
+    evaluates only through :meth:`evaluate`, which refuses the test split of ``data``.
+    """
 
     plugins: LoadedPlugins
     framework: Framework
@@ -67,7 +136,7 @@ class Workbench:
     baseline_weights: dict[str, Any]
     kinds: dict[str, str]
     baseline_top1: float | None
-    targets: list[TargetSpec]
+    targets: list[BoundTarget]
     budget: Budget
     observer: Any
     new_data: ArrayDataset | None = None
@@ -75,18 +144,39 @@ class Workbench:
     started: float = field(default_factory=time.perf_counter)
     tried: int = 0
     _groups: Any = None
+    _paths: dict[str, Any] = field(default_factory=dict)  # path prefix key -> (weights, result)
+
+    def __post_init__(self) -> None:
+        self.decision_data = validation_view(self.data)
 
     # ------------------------------------------------------------------ pieces
 
+    def evaluate(self, data: ArrayDataset, split: str) -> Accuracy:
+        """The model's accuracy on one split; the test split of the run's data is refused."""
+        import numpy as np
+
+        x, _y = data.arrays(split)
+        if len(x) and np.may_share_memory(x, self.data.x_test):
+            raise TestSplitReadError(
+                f"the search asked for accuracy on the test split of '{self.data.name}'",
+                f"decide on the '{DECISION_SPLIT}' split; the loop evaluates the test split for the report")
+        return self.framework.evaluate(self.model, data, split)
+
     def accuracy_of(self, weights: Mapping[str, Any]) -> Accuracy | None:
-        if self.data.timing_only:
+        """The weights' accuracy on the split decisions are taken on (None: nothing to decide on)."""
+        if self.data.timing_only or self.data.y_val is None:
             return None
         self.framework.set_weights(self.model, weights)
-        return self.framework.evaluate(self.model, self.data, "test")
+        return self.evaluate(self.data, DECISION_SPLIT)
 
-    def retrain(self, weights: dict[str, Any], projection: Any) -> dict[str, Any]:
+    def retrain(self, weights: dict[str, Any], projection: Any,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Retrains with the recipe's settings; ``overrides`` (a stage's
+        ``CompressionResult.retrain``) replace some of them, unless retraining is off."""
         self.framework.set_weights(self.model, weights)
         settings = self.recipe.retrain_settings()
+        if overrides and settings.epochs > 0:
+            settings = dataclasses.replace(settings, **dict(overrides))
         # post-training mode: a framework that cannot train this model compresses without retraining
         if settings.epochs > 0 and not self.data.timing_only and self.framework.training_unavailable(self.model) is None:
             self.framework.train(self.model, self.train_data or self.data, settings, projection=projection,
@@ -96,15 +186,14 @@ class Workbench:
     def emulate(self, onnx_path: Path) -> dict[str, dict[str, Any]]:
         registry = self.plugins.registry
         out = {}
-        for spec in self.targets:
-            report = registry.emulator(spec.emulator).emulate(onnx_path, spec, self.data, {})
-            out[spec.name] = target_record(report)
+        for target in self.targets:
+            out[target.name] = target_record(emulate_target(registry, target, onnx_path, self.decision_data))
         return out
 
     def accuracy_ok(self, record: Mapping[str, Any]) -> bool:
-        if self.baseline_top1 is None or record.get("accuracy") is None:
+        if self.baseline_top1 is None or record.get("validation_accuracy") is None:
             return True
-        return record["accuracy"] >= self.budget.accuracy_floor(self.baseline_top1) - 1e-12
+        return record["validation_accuracy"] >= self.budget.accuracy_floor(self.baseline_top1) - 1e-12
 
     def check_limits(self) -> None:
         limits = self.recipe.limits
@@ -115,14 +204,24 @@ class Workbench:
 
     # ------------------------------------------------------------------ one candidate
 
-    def candidate(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str = "") -> dict[str, Any]:
-        """Compresses, retrains, tests, encodes and re-tests one setting; memoized by the store."""
+    def candidate(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str = "",
+                  path: Sequence[Mapping[str, float]] | None = None) -> dict[str, Any]:
+        """Compresses, retrains, tests, encodes and re-tests one setting; memoized by the store.
+
+        With ``path``, the chain's first compressor (a ``prune`` one) is run as a pruning
+        path: to each per-layer sparsity of ``path`` in turn, retrained after every step
+        (its parameters in ``chain`` are the path's last point); the rest of the chain follows.
+        """
         from .artifact import write_artifact
         from .compression import build_artifact_layers, chain_compressors, summary
 
         settings = [[name, _plain(params)] for name, params in chain]
-        key = settings_key({"chain": settings, "retrain": self.recipe.compress["retrain"],
-                            "targets": [t.name for t in self.targets], "seed": self.recipe.seed})
+        plain_path = [_plain(p) for p in path] if path else None
+        identity = {"chain": settings, "retrain": self.recipe.compress["retrain"],
+                    "targets": [t.name for t in self.targets], "seed": self.recipe.seed}
+        if plain_path:
+            identity["path"] = plain_path
+        key = settings_key(identity)
         cached = self.store.lookup(key)
         if cached is not None:
             cached = self.rechecked(cached)
@@ -136,12 +235,20 @@ class Workbench:
         self.observer.stage_started("compress", {"candidate": index, "phase": phase})
         self.plugins.hook.sigdl_stage_started(stage="compress", run_dir=self.store.run_dir,
                                               info={"candidate": index, "phase": phase, "chain": settings})
-        result = chain_compressors(self.plugins.registry, self.baseline_weights, self.kinds,
-                                   self.with_runtime_params(chain), retrain=self.retrain)
+        runtime = self.with_runtime_params(chain)
+        if plain_path:
+            pruned = self.pruned_along(runtime[0][0], runtime[0][1], plain_path)
+            result = pruned if len(runtime) == 1 else chain_compressors(
+                self.plugins.registry, pruned.weights, self.kinds, runtime[1:], retrain=self.retrain,
+                previous=pruned)
+        else:
+            result = chain_compressors(self.plugins.registry, self.baseline_weights, self.kinds, runtime,
+                                       retrain=self.retrain)
         accuracy = self.accuracy_of(result.weights)
         new_acc = None
         if self.new_data is not None:
-            new_acc = self.framework.evaluate(self.model, self.new_data, "test").top1
+            self.framework.set_weights(self.model, result.weights)
+            new_acc = self.evaluate(self.new_data, "test").top1
         layers = build_artifact_layers(result, result.weights, self.kinds)
         artifact = self.store.artifact_path(index)
         write_artifact(artifact, layers, {"model": self.model.architecture, "framework": self.framework.name,
@@ -149,8 +256,9 @@ class Workbench:
                                           "num_classes": self.model.num_classes, "candidate": index})
         figures = summary(layers, artifact, self.baseline_weights)
         record: dict[str, Any] = {
-            "index": index, "key": key, "phase": phase, "note": note, "settings": settings,
-            "accuracy": accuracy.top1 if accuracy else None, "top5": accuracy.top5 if accuracy else None,
+            "index": index, "key": key, "phase": phase, "note": note, "settings": settings, "path": plain_path,
+            "validation_accuracy": accuracy.top1 if accuracy else None,
+            "validation_top5": accuracy.top5 if accuracy else None,
             "new_data_accuracy": new_acc,
             "artifact": str(artifact.relative_to(self.store.run_dir)),
             "artifact_bytes": figures["artifact_bytes"], "original_bytes": figures["original_bytes"],
@@ -195,10 +303,44 @@ class Workbench:
             out.append((name, params))
         return out
 
+    def pruned_along(self, name: str, params: Mapping[str, Any], path: Sequence[Mapping[str, float]]) -> Any:
+        """The ``prune`` compressor ``name`` run along ``path``, retrained after every step.
+
+        Each step prunes the previous step's retrained weights to the step's per-layer
+        sparsity (masks only grow) and retrains inside the masks. The result at every
+        prefix of a path is kept in memory, so a longer path, or another chain on the same
+        path, continues from where the last one stopped; the result is what a fresh run of
+        the whole path gives, since each step depends only on the one before and the seed.
+        """
+        compressor = self.plugins.registry.compressor(name)
+        base = {k: v for k, v in params.items() if k not in (*PRUNE_SETTINGS, "retrain", "evaluate")}
+        shown = {k: v for k, v in base.items() if not callable(v)}
+
+        def key(n: int) -> str:
+            return settings_key({"prune": name, "params": _plain(shown), "path": list(path[:n]),
+                                 "retrain": self.recipe.compress["retrain"], "seed": self.recipe.seed})
+
+        done, result = 0, None
+        for n in range(len(path), 0, -1):
+            if key(n) in self._paths:
+                done, result = n, self._paths[key(n)]
+                break
+        weights = result.weights if result is not None else self.baseline_weights
+        for n in range(done, len(path)):
+            step = compressor.compress(weights, self.kinds, {**base, "sparsity": dict(path[n])}, previous=result)
+            step.weights = {k: v for k, v in self.retrain(dict(step.weights), step.projection).items()}
+            step.state["stages"] = [{"name": name, "params": {**shown, "path": list(path[:n + 1])},
+                                     "changed_weights": True, "retrained": True}]
+            result, weights = step, step.weights
+            self._paths[key(n + 1)] = result
+            while len(self._paths) > PATHS_KEPT:
+                self._paths.pop(next(iter(self._paths)))
+        return copy.deepcopy(result)
+
     def rechecked(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record with its shortfalls against this run's budget (re)computed."""
-        shortfalls = self.budget.check(self.baseline_top1, record.get("accuracy"), record.get("artifact_bytes"),
-                                       record.get("targets") or {})
+        shortfalls = self.budget.check(self.baseline_top1, record.get("validation_accuracy"),
+                                       record.get("artifact_bytes"), record.get("targets") or {})
         record["shortfalls"] = [s.to_dict() for s in shortfalls]
         record["met"] = not shortfalls  # a candidate is emulated whenever it keeps the accuracy
         return record
@@ -227,10 +369,29 @@ def _layer_figures(layer: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _brief(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: record.get(k) for k in ("index", "phase", "accuracy", "ratio", "artifact_bytes", "met")}
+    return {k: record.get(k) for k in ("index", "phase", "validation_accuracy", "ratio", "artifact_bytes", "met")}
 
 
 # --------------------------------------------------------------------------- the strategy
+
+
+def _set_sparsity(params: dict[str, Any], sparsity: Mapping[str, float]) -> None:
+    for k in PRUNE_SETTINGS:
+        params.pop(k, None)
+    params["sparsity"] = {n: round(float(v), 6) for n, v in sparsity.items()}
+
+
+def _set_bits(params: dict[str, Any], bits: Mapping[str, int]) -> None:
+    params.pop("bits", None)
+    params["layers"] = dict(bits)
+
+
+#: How the search turns its knobs, per compressor role: ``(role, knob) -> setter(params, value)``.
+#: A role the search has no knob for runs with the recipe's parameters.
+ROLE_KNOBS: dict[tuple[str, str], Callable[[dict[str, Any], Any], None]] = {
+    ("prune", "sparsity"): _set_sparsity,
+    ("quantize", "bits"): _set_bits,
+}
 
 
 @dataclass
@@ -239,31 +400,48 @@ class SearchPlan:
 
     chain: list[str]
     params: dict[str, dict[str, Any]]
-    prune: str | None
-    quantize: str | None
+    roles: dict[str, str]
 
     @classmethod
     def of(cls, plugins: LoadedPlugins, recipe: Recipe) -> SearchPlan:
         registry = plugins.registry
         chain = list(recipe.compress["chain"])
         roles = {name: registry.get("compressor", name).role for name in chain}
-        prune = next((n for n in chain if roles[n] == "prune"), None)
-        quantize = next((n for n in chain if roles[n] == "quantize"), None)
-        return cls(chain, {n: dict(recipe.compress["params"].get(n, {})) for n in chain}, prune, quantize)
+        params = {}
+        for name in chain:
+            documented = registry.get("compressor", name).params
+            given = dict(recipe.compress["params"].get(name, {}))
+            defaults = {k: v for k, v in ROLE_DEFAULTS.get(roles[name], {}).items() if k in documented}
+            params[name] = {**defaults, **given}
+        return cls(chain, params, roles)
+
+    def first(self, role: str) -> str | None:
+        return next((n for n in self.chain if self.roles[n] == role), None)
+
+    @property
+    def prune(self) -> str | None:
+        return self.first("prune")
+
+    @property
+    def quantize(self) -> str | None:
+        return self.first("quantize")
 
     def build(self, sparsity: Mapping[str, float] | None, bits: Mapping[str, int] | None) -> list[tuple[str, dict]]:
+        """The chain with the first ``prune`` compressor's sparsity and the first
+        ``quantize`` one's bits set (None: as the recipe gives them)."""
+        knobs = {"sparsity": (self.prune, sparsity), "bits": (self.quantize, bits)}
         chain = []
         for name in self.chain:
             params = dict(self.params[name])
-            if name == self.prune and sparsity is not None:
-                for k in ("quality", "global_sparsity", "sparsity"):
-                    params.pop(k, None)
-                params["sparsity"] = {n: round(float(s), 6) for n, s in sparsity.items()}
-            if name == self.quantize and bits is not None:
-                params.pop("bits", None)
-                params["layers"] = dict(bits)
+            for knob, (owner, value) in knobs.items():
+                if name == owner and value is not None:
+                    ROLE_KNOBS[(self.roles[name], knob)](params, value)
             chain.append((name, params))
         return chain
+
+    def pruning_first(self) -> bool:
+        """Whether the chain starts with its ``prune`` compressor (then it can run as a path)."""
+        return bool(self.chain) and self.chain[0] == self.prune
 
 
 def prunable_layers(weights: Mapping[str, Any], kinds: Mapping[str, str]) -> list[str]:
@@ -274,7 +452,7 @@ def sensitivity_analysis(bench: Workbench, plan: SearchPlan) -> dict[str, list[l
     """Per layer: [[sparsity, top-1], …], that layer alone pruned, without retraining."""
     cached = bench.store.load("sensitivity.json")
     grid = [float(s) for s in bench.recipe.search["sensitivity"]]
-    if cached is not None and cached.get("grid") == grid:
+    if cached is not None and cached.get("grid") == grid and cached.get("split") == DECISION_SPLIT:
         return cached["curves"]
     compressor = bench.plugins.registry.compressor(plan.prune)
     layers = prunable_layers(bench.baseline_weights, bench.kinds)
@@ -284,7 +462,7 @@ def sensitivity_analysis(bench: Workbench, plan: SearchPlan) -> dict[str, list[l
     for name in layers:
         curve = []
         for s in grid:
-            params = {k: v for k, v in plan.params[plan.prune].items() if k not in ("quality", "global_sparsity", "sparsity")}
+            params = {k: v for k, v in plan.params[plan.prune].items() if k not in PRUNE_SETTINGS}
             params["sparsity"] = {name: s}
             result = compressor.compress(bench.baseline_weights, bench.kinds, params)
             acc = bench.accuracy_of(result.weights)
@@ -293,7 +471,8 @@ def sensitivity_analysis(bench: Workbench, plan: SearchPlan) -> dict[str, list[l
             bench.observer.progress("sensitivity", done, total)
         curves[name] = curve
     bench.framework.set_weights(bench.model, bench.baseline_weights)
-    bench.store.save("sensitivity.json", {"grid": grid, "baseline": bench.baseline_top1, "curves": curves})
+    bench.store.save("sensitivity.json", {"grid": grid, "split": DECISION_SPLIT, "baseline": bench.baseline_top1,
+                                          "curves": curves})
     return curves
 
 
@@ -307,9 +486,27 @@ def sensitivity_caps(curves: Mapping[str, Sequence[Sequence[float]]], baseline: 
     return caps
 
 
-def sparsities_at(caps: Mapping[str, float], strength: float) -> dict[str, float]:
-    """Per-layer sparsity ``1 - (1 - cap)^strength``, at most 99.9 %."""
-    return {n: min(0.999, 1.0 - (1.0 - c) ** strength) for n, c in caps.items()}
+def sparsities_at(caps: Mapping[str, float], strength: float | Mapping[str, float]) -> dict[str, float]:
+    """Per-layer sparsity ``1 - (1 - cap)^strength``, at most 99.9 %.
+
+    ``strength`` is one number for every layer, or layer → number.
+    """
+    def t(name: str) -> float:
+        return float(strength[name]) if isinstance(strength, Mapping) else float(strength)
+
+    return {n: min(0.999, 1.0 - (1.0 - c) ** t(n)) for n, c in caps.items()}
+
+
+def kept_weights(bench: Workbench, sparsity: Mapping[str, float]) -> dict[str, float]:
+    """Weights each prunable layer keeps at these sparsities."""
+    return {n: bench.baseline_weights[n].size * (1.0 - s) for n, s in sparsity.items()}
+
+
+def heavy_layers(bench: Workbench, sparsity: Mapping[str, float] | None, layers: Sequence[str]) -> list[str]:
+    """The layers holding at least :data:`MIN_SHARE` of the kept weights, largest first."""
+    kept = kept_weights(bench, sparsity) if sparsity else {n: float(bench.baseline_weights[n].size) for n in layers}
+    total = sum(kept.values()) or 1.0
+    return [n for n in sorted(kept, key=lambda n: -kept[n]) if kept[n] / total >= MIN_SHARE]
 
 
 def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) -> tuple[list[dict], str | None]:
@@ -327,30 +524,89 @@ def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) 
             raise BadInputError("the model has no conv or fully connected weights to compress",
                                 "check the model, or use a chain without prune/quant")
         bits = {n: START_BITS[bench.kinds[n]] for n in layers} if plan.quantize else None
-        sparsity = None
+        path: list[dict[str, float]] | None = None
         if plan.prune:
             if on_phase:
                 on_phase("sensitivity")
             allowed = (bench.baseline_top1 - bench.budget.accuracy_floor(bench.baseline_top1)) \
                 if bench.baseline_top1 is not None else 0.0
             grid = bench.recipe.search["sensitivity"]
-            curves = sensitivity_analysis(bench, plan) if not bench.data.timing_only else {n: [] for n in layers}
+            timing = bench.data.timing_only or bench.baseline_top1 is None
+            curves = sensitivity_analysis(bench, plan) if not timing else {n: [] for n in layers}
             caps = sensitivity_caps(curves, bench.baseline_top1, allowed, grid)
             if on_phase:
                 on_phase("strength")
-            best_t = _bisect_strength(bench, plan, caps, bits)
-            sparsity = sparsities_at(caps, best_t) if best_t is not None else sparsities_at(caps, 0.25)
+            if plan.pruning_first():
+                path, strengths = _climb_strength(bench, plan, caps, bits)
+                if on_phase:
+                    on_phase("layers")
+                path = _push_layers(bench, plan, caps, bits, path, strengths)
+            else:
+                best_t = _bisect_strength(bench, plan, caps, bits)
+                path = [sparsities_at(caps, best_t if best_t is not None else 0.25)]
         if plan.quantize:
             if on_phase:
                 on_phase("bits")
-            _fewest_bits(bench, plan, sparsity, bits, layers)
+            _fewest_bits(bench, plan, path, bits, layers)
     except SearchStopped as why:
         stopped = str(why)
     return bench.store.candidates(), stopped
 
 
+def _path_candidate(bench: Workbench, plan: SearchPlan, path: list[dict[str, float]],
+                    bits: Mapping[str, int] | None, phase: str, note: str) -> bool:
+    """Evaluates the chain with its pruning run along ``path``; True when it keeps the accuracy."""
+    use_path = path if plan.pruning_first() else None
+    rec = bench.candidate(plan.build(path[-1], bits), phase, note, path=use_path)
+    return bench.accuracy_ok(rec)
+
+
+def _climb_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float],
+                    bits: Mapping[str, int] | None) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Climbs the strength ladder as one pruning path; returns the best passing path
+    (the shortest one when none passes) and its per-layer strengths."""
+    ladder, t = [], 1.0
+    while t <= MAX_STRENGTH + 1e-9:
+        ladder.append(round(t, 6))
+        t += STRENGTH_STEP
+    path: list[dict[str, float]] = []
+    best: tuple[list[dict[str, float]], float] | None = None
+    failed = 0
+    for t in ladder:
+        path = [*path, sparsities_at(caps, t)]
+        if _path_candidate(bench, plan, path, bits, "strength", f"t={t:.4g}"):
+            best, failed = (list(path), t), 0
+        else:
+            failed += 1
+            if failed >= 2:
+                break
+    if best is None:  # even the caps fail once retrained: prune less, in one step
+        for t in (0.5, 0.25):
+            path = [sparsities_at(caps, t)]
+            if _path_candidate(bench, plan, path, bits, "strength", f"t={t:.4g}"):
+                best = (path, t)
+                break
+    if best is None:
+        return [sparsities_at(caps, 0.125)], {n: 0.125 for n in caps}
+    return best[0], {n: best[1] for n in caps}
+
+
+def _push_layers(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float], bits: Mapping[str, int] | None,
+                 path: list[dict[str, float]], strengths: dict[str, float]) -> list[dict[str, float]]:
+    """Extends the path by pruning the heaviest layers further, one at a time, while it passes."""
+    for name in heavy_layers(bench, path[-1], list(caps)):
+        while strengths[name] + STRENGTH_STEP <= 2 * MAX_STRENGTH + 1e-9:
+            trial = {**strengths, name: strengths[name] + STRENGTH_STEP}
+            longer = [*path, sparsities_at(caps, trial)]
+            if not _path_candidate(bench, plan, longer, bits, "layers", f"{name}: t={trial[name]:.4g}"):
+                break
+            path, strengths = longer, trial
+    return path
+
+
 def _bisect_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float],
                      bits: Mapping[str, int] | None) -> float | None:
+    """One-shot strengths (no path), for chains where pruning is not the first stage."""
     def ok(t: float) -> bool:
         rec = bench.candidate(plan.build(sparsities_at(caps, t), bits), "strength", f"t={t:.4g}")
         return bench.accuracy_ok(rec)
@@ -385,17 +641,22 @@ def _bisect_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, floa
     return lo
 
 
-def _fewest_bits(bench: Workbench, plan: SearchPlan, sparsity: Mapping[str, float] | None,
+def _fewest_bits(bench: Workbench, plan: SearchPlan, path: list[dict[str, float]] | None,
                  bits: dict[str, int], layers: Sequence[str]) -> None:
+    """Per heavy layer, largest first, the fewest bits that keep the accuracy (binary search)."""
     min_bits = bench.recipe.search["min_bits"]
-    by_size = sorted(layers, key=lambda n: -bench.baseline_weights[n].size)
-    for name in by_size:
+    sparsity = path[-1] if path else None
+    for name in heavy_layers(bench, sparsity, layers):
         lo, hi = min_bits, bits[name]  # find the fewest bits in [lo, hi] that pass; hi passes
         while lo < hi:
             mid = (lo + hi) // 2
             trial = {**bits, name: mid}
-            rec = bench.candidate(plan.build(sparsity, trial), "bits", f"{name}: {mid} bits")
-            if bench.accuracy_ok(rec):
+            if path:
+                passed = _path_candidate(bench, plan, path, trial, "bits", f"{name}: {mid} bits")
+            else:
+                rec = bench.candidate(plan.build(None, trial), "bits", f"{name}: {mid} bits")
+                passed = bench.accuracy_ok(rec)
+            if passed:
                 hi = mid
             else:
                 lo = mid + 1
@@ -405,6 +666,8 @@ def _fewest_bits(bench: Workbench, plan: SearchPlan, sparsity: Mapping[str, floa
 def choose(candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The highest-ratio candidate that meets the budget; else the best found.
 
+    Every figure it compares was measured on the validation split.
+
     "Best" keeps the accuracy first (fewest shortfalls beyond accuracy), then the highest
     ratio; with no candidate keeping the accuracy, the most accurate one.
     """
@@ -412,8 +675,8 @@ def choose(candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
         return None
     met = [c for c in candidates if c.get("met")]
     if met:
-        return dict(max(met, key=lambda c: (c.get("ratio") or 0, c.get("accuracy") or 0)))
+        return dict(max(met, key=lambda c: (c.get("ratio") or 0, c.get("validation_accuracy") or 0)))
     keeps = [c for c in candidates if not any(s["limit"] == "accuracy" for s in c.get("shortfalls", []))]
     if keeps:
         return dict(min(keeps, key=lambda c: (len(c.get("shortfalls", [])), -(c.get("ratio") or 0))))
-    return dict(max(candidates, key=lambda c: (c.get("accuracy") or 0, c.get("ratio") or 0)))
+    return dict(max(candidates, key=lambda c: (c.get("validation_accuracy") or 0, c.get("ratio") or 0)))

@@ -64,6 +64,7 @@ GFLOP/s per core instead), ``input_shape`` (one sample, for models with symbolic
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -82,24 +83,36 @@ from sigdl_core.emulation import (
     estimate_power,
     machine_from_target,
 )
-from sigdl_core.emulation.harness import HarnessLimits, host_cpus, run_limited
-from sigdl_core.errors import InvalidValueError
+from sigdl_core.emulation.harness import HarnessLimits, run_limited
 from sigdl_core.files import read_regular_file
+from sigdl_core.targets import validate_options
 from sigdl_core.interfaces import (
     ArrayDataset,
+    calibration_summary,
     Emulator,
     EmulationReport,
     Method,
     TargetSpec,
 )
 
-from .datasheet import EMULATOR_NAME, FP32_FLOP_PER_CYCLE, ROOFLINE
+from .calibration import (
+    ATOM_CONSTANTS,
+    EVIDENCE,
+    OPS_PER_CYCLE,
+    parallel_factor,
+    reference_time_ms,
+    single_core_ms,
+)
+from .datasheet import EMULATOR_NAME, ROOFLINE
+from .int8 import int8_model, is_quantized, reference_int8_model
+from .plugin import EMULATOR_OPTIONS
 
-#: The fraction of Goldmont's FP32 peak a blocked SSE convolution kernel sustains (assumed).
-ATOM_CONV_EFFICIENCY = ROOFLINE["efficiency"]["conv"]
-
-_KNOWN_OPTIONS = {"clock", "memory_bytes", "batch_sizes", "repeats", "max_seconds",
-                  "max_accuracy_samples", "host_gflops", "input_shape"}
+#: The quantile of the host's times taken as its uncontended time (harness ``low_quantile``).
+LOW_QUANTILE = 0.1
+#: Batch-1 timing goes on for at least this long (a tiny model gets hundreds of runs) …
+MIN_TIMING_SECONDS = 1.0
+#: … but never past this many runs.
+MAX_REPEATS = 2000
 
 #: The reference layer's input: one 64-channel 56×56 feature map.
 REFERENCE_SHAPE = (1, 64, 56, 56)
@@ -127,44 +140,60 @@ def reference_conv_model(path: Path) -> int:
     return analyze_model(model).flops
 
 
-def _options(options: Mapping[str, Any] | None, target: TargetSpec) -> tuple[dict[str, Any], list[str]]:
-    opts = dict(options or {})
-    ignored = sorted(set(opts) - _KNOWN_OPTIONS)
-    out: dict[str, Any] = {
-        "clock": opts.get("clock", "base"),
-        "memory_bytes": opts.get("memory_bytes", target.memory_bytes),
-        "batch_sizes": opts.get("batch_sizes", [1, 2, 4, 8]),
-        "repeats": opts.get("repeats", 30),
-        "max_seconds": opts.get("max_seconds", 20.0),
-        "max_accuracy_samples": opts.get("max_accuracy_samples"),
-        "host_gflops": opts.get("host_gflops"),
-        "input_shape": opts.get("input_shape"),
+def _options(options: Mapping[str, Any] | None, target: TargetSpec) -> dict[str, Any]:
+    """The declared options (:data:`~sigdl_target_atom.plugin.EMULATOR_OPTIONS`), checked by
+    the core, with the target's RAM as the default memory and batch 1 always timed."""
+    opts = validate_options(EMULATOR_OPTIONS, options, target)
+    if opts["memory_bytes"] is None:
+        opts["memory_bytes"] = target.memory_bytes
+    opts["batch_sizes"] = [1] + sorted({int(b) for b in opts["batch_sizes"] if b != 1})
+    return opts
+
+
+def atom_layers(cost) -> int:
+    """The layers a runtime dispatches: nodes that are not folded constants, views,
+    quantize/dequantize pairs (fused into the integer kernels), or epilogues fused into
+    the convolution or GEMM before them."""
+    return sum(1 for n in cost.nodes
+               if not n.constant and n.fuses_into is None and n.op_class not in ("view", "quant"))
+
+
+def latency_spread(res, scale: float, subsets: list[float], estimate) -> dict[str, Any]:
+    """What the emulator saw of the host's noise, on the Atom's scale.
+
+    ``p5``/``p50``/``p95`` are percentiles of every timed run scaled by ``scale`` (what a
+    single run would have said); ``estimate_low``/``estimate_high`` the estimate recomputed
+    (``estimate(ratio)``) on four consecutive quarters of the runs: how far the reported
+    p50 moves with the draw — the error bar to draw.
+    """
+    lat = np.asarray(res.latencies_ms or [res.latency_ms_p50], float) * scale
+    est = [float(estimate(r)) for r in subsets] or [float(np.quantile(lat, LOW_QUANTILE))]
+    load = res.host_load[0] if res.host_load else float("nan")
+    return {
+        "p5": float(np.percentile(lat, 5)), "p50": float(np.percentile(lat, 50)),
+        "p95": float(np.percentile(lat, 95)), "runs": int(lat.size),
+        "estimate": float(np.quantile(lat, LOW_QUANTILE)),
+        "estimate_low": min(est), "estimate_high": max(est),
+        "host_load": load if math.isfinite(load) else -1.0,
+        "method": f"estimate = the {LOW_QUANTILE:.0%} quantile of the runs; low/high = the "
+                  "estimate on four consecutive quarters of the runs; p5/p50/p95 = single runs",
     }
-    if out["clock"] not in ("base", "burst"):
-        raise InvalidValueError(f"option clock={out['clock']!r} is not 'base' or 'burst'",
-                                "use clock=base (sustained) or clock=burst (1.8 GHz)")
-    mem = out["memory_bytes"]
-    if not isinstance(mem, int) or isinstance(mem, bool) or mem < 1:
-        raise InvalidValueError(f"option memory_bytes={mem!r} must be a whole number of bytes >= 1")
-    bs = out["batch_sizes"]
-    if (not isinstance(bs, (list, tuple)) or not bs
-            or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bs)):
-        raise InvalidValueError(f"option batch_sizes={bs!r} must be a list of whole numbers >= 1")
-    if 1 not in bs:
-        bs = [1, *bs]
-    out["batch_sizes"] = [1] + sorted({int(b) for b in bs if b != 1})
-    for key, lo in (("repeats", 5), ("max_seconds", 1)):
-        v = out[key]
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < lo:
-            raise InvalidValueError(f"option {key}={v!r} must be a number >= {lo}")
-    hg = out["host_gflops"]
-    if hg is not None and (not isinstance(hg, (int, float)) or isinstance(hg, bool) or hg <= 0):
-        raise InvalidValueError(f"option host_gflops={hg!r} must be a positive number")
-    mas = out["max_accuracy_samples"]
-    if mas is not None and (not isinstance(mas, int) or isinstance(mas, bool) or mas < 1):
-        raise InvalidValueError(f"option max_accuracy_samples={mas!r} must be a whole number >= 1")
-    warnings = [f"options not used by the atom emulator: {', '.join(ignored)}"] if ignored else []
-    return out, warnings
+
+
+def _int8_model(path: Path, folder: Path, data: ArrayDataset | None, cost,
+                sample_shape: list[int] | None) -> tuple[Path, str]:
+    """The int8 model the Atom runs: the given one when it is already QDQ, else quantized
+    (calibrated on up to 64 training samples, or seeded normal inputs without data)."""
+    if is_quantized(path):
+        return path, "the given int8 (QDQ) model"
+    if data is not None and not data.timing_only and len(data.x_train):
+        calib, what = np.asarray(data.x_train[:64], np.float32), f"{min(64, len(data.x_train))} training samples"
+    else:
+        shape = sample_shape or list(cost.input_shapes[next(iter(cost.input_shapes))][1:])
+        calib = np.random.default_rng(0).standard_normal((16, *shape)).astype(np.float32)
+        what = "16 seeded normal inputs (no data given)"
+    out = int8_model(path, folder / "model.int8.onnx", calib)
+    return out, f"onnxruntime quantize_static QDQ, u8 activations, s8 per-channel weights, min/max on {what}"
 
 
 def atom_machine(target: TargetSpec, clock_hz: float) -> Machine:
@@ -186,10 +215,8 @@ class AtomEmulator(Emulator):
         options: Mapping[str, Any] | None = None,
     ) -> EmulationReport:
         path = read_regular_file(onnx_path, "ONNX model")
-        opts, option_warnings = _options(options, target)
+        opts = _options(options, target)
         rb = ReportBuilder(target.name, self.name)
-        for w in option_warnings:
-            rb.warn(w)
 
         # shapes and cost ---------------------------------------------------------------
         sample_shape = None
@@ -200,62 +227,77 @@ class AtomEmulator(Emulator):
         cost = _cost(path, sample_shape)
         rb.extra("cost", cost.summary())
 
-        # execute, with the reference layer in alternation -------------------------------
+        # execute on one core, interleaved with the reference layer ---------------------
+        precision = str(opts.get("precision", "fp32"))
         clock = target.clock_hz if opts["clock"] == "base" else float(
             target.extra.get("burst_clock_hz", target.clock_hz))
-        n_host = min(target.cores, len(host_cpus()))
-        g_atom_core = FP32_FLOP_PER_CYCLE * clock * ATOM_CONV_EFFICIENCY / 1e9
-        g_atom = g_atom_core * target.cores
         x_test = y_test = None
         if data is not None and not data.timing_only:
             x_test, y_test = data.x_test, data.y_test
         given = opts["host_gflops"] is not None
+        layers = atom_layers(cost)
         with tempfile.TemporaryDirectory(prefix="sigdl-atom-ref-") as tmp:
             ref_path = Path(tmp) / "reference_conv.onnx"
             ref_flops = reference_conv_model(ref_path)
+            run_path = path
+            int8_note = ""
+            if precision == "int8":
+                run_path, int8_note = _int8_model(path, Path(tmp), data, cost, sample_shape)
+                ref_path = reference_int8_model(ref_path, Path(tmp) / "reference_conv.int8.onnx",
+                                                REFERENCE_SHAPE)
             res = run_limited(
-                path, HarnessLimits(cores=target.cores, memory_bytes=opts["memory_bytes"]),
+                run_path, HarnessLimits(cores=target.cores, memory_bytes=opts["memory_bytes"]),
                 x_test, y_test, batch_sizes=opts["batch_sizes"], repeats=int(opts["repeats"]),
                 max_seconds=float(opts["max_seconds"]), input_shape=sample_shape,
                 max_accuracy_samples=opts["max_accuracy_samples"],
                 reference=None if given else ref_path, reference_shape=REFERENCE_SHAPE,
+                threads=1, min_seconds=MIN_TIMING_SECONDS, max_repeats=MAX_REPEATS,
+                low_quantile=LOW_QUANTILE,
             )
         for w in res.warnings:
-            rb.warn(w)
+            if not w.startswith("the target has"):  # one core is used on purpose
+                rb.warn(w)
         rb.extra("execution", res.to_dict())
-        used = res.cores_used or n_host
         if given:
-            g_host = float(opts["host_gflops"]) * used
-            factor = g_host / g_atom
-            source = f"host {g_host:.1f} GFLOP/s on {used} core(s) (given in options)"
-        elif res.reference_ms_p50 and res.model_to_reference and res.latency_ms_p50:
-            g_host = ref_flops / (res.reference_ms_p50 * 1e-3) / 1e9
-            # the model's Atom time is its time relative to the reference layer (pairs run
-            # back to back) times the reference layer's time on the Atom
-            atom_p50 = res.model_to_reference * ref_flops / (g_atom * 1e9) * 1e3
-            factor = atom_p50 / res.latency_ms_p50
-            source = (f"model/reference time ratio {res.model_to_reference:.3f} (median of "
-                      f"back-to-back pairs on {used} host core(s); the reference conv ran at "
-                      f"{g_host:.1f} GFLOP/s there)")
+            # the reference layer at the given speed instead of timed
+            ref_host_ms = ref_flops / (float(opts["host_gflops"]) * 1e9) * 1e3
+            ratio = (res.latency_ms_low / ref_host_ms) if res.latency_ms_low else None
+            subsets: list[float] = []
+            source = f"host {float(opts['host_gflops']):.1f} GFLOP/s per core (given in options)"
         else:
-            g_host, factor, source = None, None, "no reference timing"
+            ratio = res.model_to_reference_low
+            subsets = list(res.model_to_reference_subsets)
+            ref_host_ms = res.reference_ms_low
+            source = (f"model/reference time ratio {ratio:.4g} (10th percentiles of {res.runs} "
+                      f"interleaved runs on one host core)" if ratio else "no reference timing")
+        consts = ATOM_CONSTANTS
+        t1 = single_core_ms(ratio, ref_flops, layers, precision, clock) if ratio else None
+        par = parallel_factor(target.cores)
+        p50 = t1 * par if t1 is not None else None
+        scale = (p50 / res.latency_ms_low) if (p50 and res.latency_ms_low) else None
         rb.extra("calibration", {
-            "reference": f"Conv 3x3 64->64 at 56x56 + ReLU, batch 1, fp32, {used} core(s), "
-                         "timed in alternation with the model",
-            "reference_flops": int(ref_flops), "host_gflops": g_host,
-            "model_to_reference": res.model_to_reference,
-            "atom_gflops_per_core": g_atom_core, "atom_gflops": g_atom,
-            "atom_cores": target.cores, "clock_hz": clock,
-            "atom_efficiency": ATOM_CONV_EFFICIENCY, "factor": factor,
+            "reference": f"Conv 3x3 64->64 at 56x56 + ReLU, batch 1, {precision}, one host core, "
+                         "timed in alternation (ABBA) with the model",
+            "precision": precision, "reference_flops": int(ref_flops),
+            "host_reference_ms": ref_host_ms, "model_to_reference": ratio,
+            "low_quantile": LOW_QUANTILE, "layers": layers,
+            "atom_reference_ms": reference_time_ms(ref_flops, precision, clock),
+            "atom_single_core_ms": t1, "parallel_factor": par,
+            "atom_cores": target.cores, "clock_hz": clock, "constants": dict(consts),
+            "factor": scale, "int8_model": int8_note or None,
         })
-        scale = factor if factor is not None else 1.0
-        where = (f"executed with onnxruntime {res.onnxruntime} on {used} host core(s) "
-                 f"({res.cpu_model}), memory limited to {opts['memory_bytes'] / 2**30:.1f} GiB")
-        how = (f"scaled ×{scale:.2f} = {source} / Atom {g_atom:.1f} GFLOP/s on the same layer "
-               f"({target.cores} cores × 8 FLOP/cycle × {clock / 1e9:.2f} GHz × "
-               f"{ATOM_CONV_EFFICIENCY:.2f} assumed efficiency)")
-        if used < target.cores:
-            how += "; the host has fewer cores than the Atom: perfect parallel scaling assumed"
+        rb.extra("evidence", [r.to_dict() for r in EVIDENCE])
+        where = (f"executed ({precision}{', ' + int8_note if int8_note else ''}) with onnxruntime "
+                 f"{res.onnxruntime} on one of {res.cores_used} pinned host core(s) ({res.cpu_model}), "
+                 f"memory limited to {opts['memory_bytes'] / 2**30:.1f} GiB")
+        how = (f"one Atom core = {source} × the reference's Atom time "
+               f"{reference_time_ms(ref_flops, precision, clock):.2f} ms ({OPS_PER_CYCLE[precision]} "
+               f"ops/cycle × {clock / 1e9:.2f} GHz × η {consts[precision + '_efficiency']:.3f}) + "
+               f"{layers} layers × {consts['per_layer_s'] * 1e6:.1f} µs; × {par:.3f} for "
+               f"{target.cores} cores (parallel fraction {consts['parallel_fraction']:.2f}); "
+               f"constants fitted on published x5-E3940 rows: {calibration_summary(EVIDENCE)}"
+               + ("" if target.name == "atom-x5-e3940" else
+                  f"; {target.name} derived from the E3940 by cores ({target.cores}) and clock"))
 
         # roofline cross-check ----------------------------------------------------------
         machine = atom_machine(target, clock)
@@ -275,24 +317,36 @@ class AtomEmulator(Emulator):
             return rb.finish()
 
         rb.set("fits", True, Method.EXECUTED, f"{where}: ran to completion within the limit")
-        if res.latency_ms_p50 is None or factor is None:
+        if p50 is None or scale is None:
             rb.warn("execution produced no timing; latency from the roofline only")
             _analytical_timing(rb, roof, target, machine)
             return rb.finish()
 
-        p50 = res.latency_ms_p50 * scale
-        p95 = (res.latency_ms_p95 or res.latency_ms_p50) * scale
+        spread = latency_spread(res, scale, subsets, lambda r: single_core_ms(
+            r, ref_flops, layers, precision, clock) * par)
+        rb.extra("latency_ms_spread", spread)
+        p95 = spread["p95"]
         rb.set("latency_ms_p50", p50, Method.EXECUTED,
-               f"{where}; host p50 {res.latency_ms_p50:.3f} ms over {res.runs} warmed-up runs, {how}")
+               f"{where}; the host's uncontended time (10th percentile of {res.runs} runs: other "
+               f"jobs only add time) relative to the reference layer: {how}; the estimate moved "
+               f"{spread['estimate_low']:.4g}–{spread['estimate_high']:.4g} ms over quarters of the "
+               f"runs (host load {spread['host_load']:.2f})")
         rb.set("latency_ms_p95", p95, Method.EXECUTED,
-               f"host p95 {res.latency_ms_p95:.3f} ms, {how}; host jitter included (a shared "
-               "host inflates it)")
-        rb.set("fps_batch1", 1e3 / p50, Method.EXECUTED, "1000 / scaled p50 latency")
-        fps = {b: f / scale for b, f in res.fps_by_batch.items()}
+               "the 95th percentile of the host's runs on the same scale: host jitter included "
+               "(a shared host inflates it; an idle Atom varies far less)")
+        rb.set("fps_batch1", 1e3 / p50, Method.EXECUTED, "1000 / p50 latency (one request on all cores)")
+        # throughput mode: one stream per core, each as fast as one core runs the batch
+        per_image = {b: res.latency_ms_by_batch[b] / b for b in res.latency_ms_by_batch}
+        host_low = res.latency_ms_low
+        fps = {b: target.cores * 1e3 / (t1 * (per_image[b] / per_image[1]))
+               for b in per_image} if 1 in per_image and per_image[1] > 0 else {1: 1e3 / p50}
+        fps = {b: max(v, 1e3 / p50) if b == 1 else v for b, v in fps.items()}
         best = max(fps, key=lambda b: (fps[b], -b))
         rb.set("fps_best", fps[best], Method.EXECUTED,
-               f"best of batch sizes {sorted(fps)} (median latency each), scaled ×{scale:.2f}")
-        rb.set("best_batch", int(best), Method.EXECUTED, f"the batch size with the highest scaled fps of {sorted(fps)}")
+               f"{target.cores} streams, one per core (OpenVINO's throughput mode): "
+               f"{target.cores} × 1000 / one-core time, best of batch sizes {sorted(fps)} (host "
+               f"median per image relative to batch 1; host uncontended batch-1 time {host_low:.4g} ms)")
+        rb.set("best_batch", int(best), Method.EXECUTED, f"the batch size with the highest fps of {sorted(fps)}")
         rb.extra("fps_by_batch", {str(b): v for b, v in fps.items()})
         if res.model_bytes is not None:
             rb.set("peak_memory_bytes", int(res.model_bytes), Method.EXECUTED,
@@ -302,7 +356,11 @@ class AtomEmulator(Emulator):
         if res.accuracy is not None:
             rb.set("accuracy", res.accuracy, Method.EXECUTED,
                    f"onnxruntime FP32 on the host, {res.accuracy.samples} test samples: the same "
-                   "IEEE FP32 arithmetic as the Atom's SSE (summation order may differ)")
+                   "IEEE FP32 arithmetic as the Atom's SSE (summation order may differ)"
+                   if precision == "fp32" else
+                   f"the int8 model ({int8_note}) executed by onnxruntime's integer kernels on the "
+                   f"host, {res.accuracy.samples} test samples: u8×s8 products with 32-bit sums, "
+                   "as OpenVINO's int8 kernels compute")
         util = res.cpu_utilisation if res.cpu_utilisation is not None else 1.0
         power = estimate_power(target.idle_w, target.tdp_w, util)
         rb.set("power_w", power, Method.ANALYTICAL,

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from sigdl_core.errors import BadInputError, InvalidValueError, ModelFileError, UnsupportedModelError
+from sigdl_core.errors import BadInputError, ModelFileError, UnsupportedModelError
 from sigdl_core.interfaces import (
     ArrayDataset,
     EmulationReport,
@@ -42,55 +42,11 @@ from sigdl_core.interfaces import (
     Provenance,
     TargetSpec,
 )
+from sigdl_core.targets import validate_options
 
-__all__ = ["C66xEmulator", "parse_c66x_options"]
+from .plugin import EMULATOR_OPTIONS
 
-_DEFAULTS: dict[str, Any] = {
-    "cores": None,
-    "rounding": "half-up",
-    "activation_type": "uint8",
-    "per_channel": False,
-    "calibration_samples": 256,
-    "max_samples": None,
-    "accuracy_tolerance": 0.02,
-    "batch_size": 256,
-    "reduce_range": False,
-}
-
-
-def parse_c66x_options(options: Mapping[str, Any] | None, target: TargetSpec) -> dict[str, Any]:
-    """Validated options with defaults; a bad one raises :class:`InvalidValueError`."""
-    opts = dict(_DEFAULTS)
-    for key, value in (options or {}).items():
-        if key not in _DEFAULTS:
-            raise InvalidValueError(f"unknown option '{key}' for the C66x emulator",
-                                    "known: " + ", ".join(sorted(_DEFAULTS)))
-        opts[key] = value
-
-    def whole(name: str, lo: int, hi: int | None = None) -> None:
-        v = opts[name]
-        if v is None:
-            return
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
-            rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            raise InvalidValueError(f"option '{name}'={v!r} must be a whole number in {rng}",
-                                    f"{target.name} has {target.cores} cores" if name == "cores" else None)
-        opts[name] = int(v)
-
-    whole("cores", 1, target.cores)
-    whole("calibration_samples", 1)
-    whole("max_samples", 1)
-    whole("batch_size", 1)
-    if opts["rounding"] not in ("half-up", "onnxruntime"):
-        raise InvalidValueError(f"option 'rounding'={opts['rounding']!r} is not half-up or onnxruntime",
-                                "half-up is the DSP's arithmetic; onnxruntime reproduces its CPU kernels")
-    tol = opts["accuracy_tolerance"]
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol <= 1:
-        raise InvalidValueError(f"option 'accuracy_tolerance'={tol!r} must be a fraction in [0, 1]")
-    for name in ("per_channel", "reduce_range"):
-        if not isinstance(opts[name], bool):
-            raise InvalidValueError(f"option '{name}'={opts[name]!r} must be true or false")
-    return opts
+__all__ = ["C66xEmulator"]
 
 
 class C66xEmulator(Emulator):
@@ -109,7 +65,7 @@ class C66xEmulator(Emulator):
 
         if data is None or data.timing_only:
             return None
-        opts = parse_c66x_options({}, target)
+        opts = validate_options(EMULATOR_OPTIONS, {}, target)
         calib = data.x_train if len(data.x_train) else data.x_test
         return quantize_for_c66x(read_regular_file(onnx_path, "ONNX model"), calib[:opts["calibration_samples"]],
                                  Path(folder) / "model.int8.qdq.onnx", activation_type=opts["activation_type"],
@@ -133,7 +89,7 @@ class C66xEmulator(Emulator):
         from .quantize import quantize_for_c66x
 
         t0 = time.perf_counter()
-        opts = parse_c66x_options(options, target)
+        opts = validate_options(EMULATOR_OPTIONS, options, target)
         path = read_regular_file(onnx_path, "ONNX model")
         try:
             model = onnx.load(str(path))

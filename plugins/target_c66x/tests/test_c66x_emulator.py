@@ -177,7 +177,7 @@ def test_c66x_reports_a_model_it_cannot_run_without_raising(tmp_path: Path, regi
 
 
 @pytest.mark.parametrize("options", [{"cores": 9}, {"cores": 0}, {"rounding": "bankers"},
-                                     {"accuracy_tolerance": 2}, {"per_channel": "yes"}, {"warp": 1}])
+                                     {"accuracy_tolerance": 2}, {"per_channel": "maybe"}, {"warp": 1}])
 def test_c66x_bad_options_are_input_errors(patterns, registry, options) -> None:
     path, _ = patterns
     with pytest.raises(InvalidValueError):

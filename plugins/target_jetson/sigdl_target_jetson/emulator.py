@@ -100,9 +100,11 @@ from sigdl_core.emulation import (
 from sigdl_core.emulation.harness import HarnessLimits, host_cpus, run_limited
 from sigdl_core.errors import InvalidValueError
 from sigdl_core.files import read_regular_file
+from sigdl_core.targets import validate_options
 from sigdl_core.interfaces import ArrayDataset, Emulator, EmulationReport, Method, TargetSpec
 
 from .datasheet import CUDA_CORES, EMULATOR_NAME, POWER_MODES, bandwidth, peak_ops
+from .plugin import EMULATOR_OPTIONS
 
 #: The TX2 + TensorRT 3 constants; see the module docstring for each one's reason.
 CALIBRATION: dict[str, float] = {
@@ -121,9 +123,6 @@ CALIBRATION: dict[str, float] = {
 CORES_PER_SM = {(6, 0): 64, (6, 1): 128, (6, 2): 128, (7, 0): 64, (7, 2): 64, (7, 5): 64,
                 (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128, (9, 0): 128,
                 (10, 0): 128, (12, 0): 128}
-
-_KNOWN_OPTIONS = {"power_mode", "precision", "batch_sizes", "compare_fp32",
-                  "max_accuracy_samples", "input_shape", "use_gpu"}
 
 
 def tx2_machine(mode: str = "max-n", calibration: Mapping[str, float] | None = None) -> Machine:
@@ -163,35 +162,14 @@ def predict_latency_ms(cost: ModelCost, precision: str = "fp16", mode: str = "ma
     return estimate_latency(run, tx2_machine(mode), batch_size).latency_ms
 
 
-def _options(options: Mapping[str, Any] | None, target: TargetSpec) -> tuple[dict[str, Any], list[str]]:
-    opts = dict(options or {})
-    ignored = sorted(set(opts) - _KNOWN_OPTIONS)
-    mode = str(opts.get("power_mode", target.extra.get("power_mode", "max-n"))).lower()
-    if mode not in POWER_MODES:
-        raise InvalidValueError(f"option power_mode={opts.get('power_mode')!r} is not one of "
-                                f"{', '.join(POWER_MODES)}", "use max-n, max-p or max-q")
-    precision = str(opts.get("precision", "fp16")).lower()
-    if precision not in ("fp16", "fp32"):
-        raise InvalidValueError(f"option precision={opts.get('precision')!r} is not fp16 or fp32",
-                                "TensorRT on the TX2 runs fp16 or fp32")
-    bs = opts.get("batch_sizes", list(DEFAULT_BATCH_SIZES))
-    if (not isinstance(bs, (list, tuple)) or not bs
-            or any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bs)):
-        raise InvalidValueError(f"option batch_sizes={bs!r} must be a list of whole numbers >= 1")
-    mas = opts.get("max_accuracy_samples")
-    if mas is not None and (not isinstance(mas, int) or isinstance(mas, bool) or mas < 1):
-        raise InvalidValueError(f"option max_accuracy_samples={mas!r} must be a whole number >= 1")
-    out = {
-        "power_mode": mode,
-        "precision": precision,
-        "batch_sizes": sorted({1, *(int(b) for b in bs)}),
-        "compare_fp32": bool(opts.get("compare_fp32", True)),
-        "max_accuracy_samples": mas,
-        "input_shape": opts.get("input_shape"),
-        "use_gpu": bool(opts.get("use_gpu", True)),
-    }
-    warnings = [f"options not used by the jetson emulator: {', '.join(ignored)}"] if ignored else []
-    return out, warnings
+def _options(options: Mapping[str, Any] | None, target: TargetSpec) -> dict[str, Any]:
+    """The declared options (:data:`~sigdl_target_jetson.plugin.EMULATOR_OPTIONS`), checked
+    by the core, with the target's own power mode as the default and batch 1 included."""
+    opts = validate_options(EMULATOR_OPTIONS, options, target)
+    if opts["power_mode"] is None:
+        opts["power_mode"] = target.extra.get("power_mode", "max-n")
+    opts["batch_sizes"] = sorted({1, *(int(b) for b in opts["batch_sizes"])})
+    return opts
 
 
 class JetsonEmulator(Emulator):
@@ -207,10 +185,8 @@ class JetsonEmulator(Emulator):
         options: Mapping[str, Any] | None = None,
     ) -> EmulationReport:
         path = read_regular_file(onnx_path, "ONNX model")
-        opts, option_warnings = _options(options, target)
+        opts = _options(options, target)
         rb = ReportBuilder(target.name, self.name)
-        for w in option_warnings:
-            rb.warn(w)
         mode, precision = opts["power_mode"], opts["precision"]
         gpu, emc, budget, label = POWER_MODES[mode]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sigdl_core.errors import BadInputError, InvalidValueError
+from sigdl_core.errors import BadInputError
 from sigdl_core.interfaces import (
     ArrayDataset,
     EmulationReport,
@@ -38,27 +38,11 @@ from sigdl_core.interfaces import (
     Provenance,
     TargetSpec,
 )
+from sigdl_core.targets import validate_options
 
-__all__ = ["MovidiusEmulator", "parse_movidius_options"]
+from .plugin import EMULATOR_OPTIONS
 
-_DEFAULTS: dict[str, Any] = {"fp16_tolerance": 0.01, "max_samples": None, "fp16_model_path": None}
-
-
-def parse_movidius_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Validated options with defaults; a bad one raises :class:`InvalidValueError`."""
-    opts = dict(_DEFAULTS)
-    for key, value in (options or {}).items():
-        if key not in _DEFAULTS:
-            raise InvalidValueError(f"unknown option '{key}' for the Movidius emulator",
-                                    "known: " + ", ".join(sorted(_DEFAULTS)))
-        opts[key] = value
-    tol = opts["fp16_tolerance"]
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol <= 1:
-        raise InvalidValueError(f"option 'fp16_tolerance'={tol!r} must be a fraction in [0, 1]")
-    ms = opts["max_samples"]
-    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, (int, np.integer)) or ms < 1):
-        raise InvalidValueError(f"option 'max_samples'={ms!r} must be a whole number >= 1")
-    return opts
+__all__ = ["MovidiusEmulator"]
 
 
 class MovidiusEmulator(Emulator):
@@ -109,7 +93,7 @@ class MovidiusEmulator(Emulator):
         from .operator_check import check_movidius_support
 
         t0 = time.perf_counter()
-        opts = parse_movidius_options(options)
+        opts = validate_options(EMULATOR_OPTIONS, options, target)
         path = read_regular_file(onnx_path, "ONNX model")
         model = load_onnx(path)
         report = EmulationReport(target=target.name, emulator=self.name,

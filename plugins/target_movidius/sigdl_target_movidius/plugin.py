@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from sigdl_core import hookimpl
-from sigdl_core.interfaces import Emulator, EmulatorSpec, TargetSpec
+from sigdl_core.interfaces import Emulator, EmulatorOption, EmulatorSpec, TargetSpec
+
+#: The options of the Movidius emulator; the core validates a user's values against these.
+EMULATOR_OPTIONS: tuple[EmulatorOption, ...] = (
+    EmulatorOption("fp16_tolerance", float, 0.01, "top-1 drop of FP16 against FP32 that warns (a fraction)",
+                   minimum=0, maximum=1),
+    EmulatorOption("max_samples", int, None, "test samples emulated (default: all)", minimum=1),
+    EmulatorOption("fp16_model_path", str, None, "where to keep the converted FP16 model "
+                   "(default: a temporary file)"),
+)
 
 
 def _emulator() -> Emulator:
@@ -26,5 +35,6 @@ def sigdl_emulators() -> list[EmulatorSpec]:
             "movidius",
             "Myriad 2 MA2450: NCSDK operator check, FP16 accuracy, SHAVE roofline latency",
             factory=_emulator,
+            options=EMULATOR_OPTIONS,
         )
     ]
