@@ -1,0 +1,1 @@
+"""SigDL's ONNX plugin: any ONNX model file is a model (see :mod:`.framework`)."""
