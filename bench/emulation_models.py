@@ -111,13 +111,50 @@ class GraphBuilder:
     def act(self, x: str, kind: str = "relu", name: str | None = None) -> str:
         name = name or self._uid(kind)
         out = f"{name}.out"
-        if kind == "relu6":
+        if kind == "leaky":
+            self.nodes.append(helper.make_node("LeakyRelu", [x], [out], name=name, alpha=0.1))
+        elif kind == "relu6":
             lo = self._const(name + ".min", 0.0)
             hi = self._const(name + ".max", 6.0)
             self.nodes.append(helper.make_node("Clip", [x, lo, hi], [out], name=name))
         else:
             self.nodes.append(helper.make_node("Relu", [x], [out], name=name))
         self.channels[out] = self.channels[x]
+        return out
+
+    def lrn(self, x: str, name: str | None = None) -> str:
+        """Caffe's LRN across channels (local_size 5, alpha 1e-4, beta 0.75)."""
+        name = name or self._uid("lrn")
+        out = f"{name}.out"
+        self.nodes.append(helper.make_node("LRN", [x], [out], name=name, size=5, alpha=1e-4,
+                                           beta=0.75, bias=1.0))
+        self.channels[out] = self.channels[x]
+        return out
+
+    def scale(self, x: str, factor: float, name: str | None = None) -> str:
+        """``x × factor`` (the residual scaling of Inception-ResNet)."""
+        name = name or self._uid("scale")
+        out = f"{name}.out"
+        self.nodes.append(helper.make_node("Mul", [x, self._const(name + ".k", factor)], [out], name=name))
+        self.channels[out] = self.channels[x]
+        return out
+
+    def upsample2(self, x: str, name: str | None = None) -> str:
+        """Nearest-neighbour ×2 upsampling (``Resize``)."""
+        name = name or self._uid("upsample")
+        out = f"{name}.out"
+        scales = numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), name + ".scales")
+        self.inits.append(scales)
+        self.nodes.append(helper.make_node("Resize", [x, "", scales.name], [out], name=name, mode="nearest"))
+        self.channels[out] = self.channels[x]
+        return out
+
+    def flat_concat(self, xs: Sequence[str], out: str, sizes: Sequence[int]) -> str:
+        """Flattens each of ``xs`` (N × C × H × W, ``sizes`` = C·H·W) and concatenates them:
+        the single output of a detector's heads."""
+        flats = [self.flatten(x) for x in xs]
+        self.nodes.append(helper.make_node("Concat", flats, [out], name=out, axis=1))
+        self.channels[out] = int(sum(sizes))
         return out
 
     def _const(self, name: str, value: float) -> str:
@@ -261,9 +298,8 @@ def resnet_v1(depth: int = 50, seed: int = 0) -> onnx.ModelProto:
     return _classifier(g, x, 1000)
 
 
-def inception_v3(seed: int = 0) -> onnx.ModelProto:
-    """TF-slim inception_v3 at 299² (1001 classes), no auxiliary head."""
-    g = GraphBuilder("inception_v3", (3, 299, 299), seed)
+def _inception_stem(g: GraphBuilder) -> str:
+    """The stem Inception v3 and Inception-ResNet v2 share (299² → 35² × 192)."""
     c = g.conv
     x = c("input", 32, 3, 2, "valid", name="Conv2d_1a_3x3")
     x = c(x, 32, 3, 1, "valid", name="Conv2d_2a_3x3")
@@ -272,6 +308,14 @@ def inception_v3(seed: int = 0) -> onnx.ModelProto:
     x = c(x, 80, 1, 1, "valid", name="Conv2d_3b_1x1")
     x = c(x, 192, 3, 1, "valid", name="Conv2d_4a_3x3")
     x = g.pool(x, "max", 3, 2, name="MaxPool_5a_3x3")
+    return x
+
+
+def inception_v3(seed: int = 0) -> onnx.ModelProto:
+    """TF-slim inception_v3 at 299² (1001 classes), no auxiliary head."""
+    g = GraphBuilder("inception_v3", (3, 299, 299), seed)
+    c = g.conv
+    x = _inception_stem(g)
 
     def block_a(x: str, name: str, pool_ch: int) -> str:
         b0 = c(x, 64, 1, name=f"{name}/b0")
@@ -376,6 +420,251 @@ def jacintonet11_v2(seed: int = 0) -> onnx.ModelProto:
     return _classifier(g, x, 1000)
 
 
+def googlenet_caffe(seed: int = 0) -> onnx.ModelProto:
+    """BVLC GoogLeNet (Caffe, Szegedy et al. 2015) at 224²: LRN, 5×5 branches, no BN."""
+    g = GraphBuilder("googlenet_caffe", (3, 224, 224), seed)
+    x = g.conv("input", 64, 7, 2, pad=[3, 3, 3, 3], bn=False, name="conv1/7x7_s2")
+    x = g.lrn(g.pool(x, "max", 3, 2, [0, 0, 1, 1], name="pool1/3x3_s2"), name="pool1/norm1")
+    x = g.conv(x, 64, 1, bn=False, name="conv2/3x3_reduce")
+    x = g.conv(x, 192, 3, bn=False, name="conv2/3x3")
+    x = g.pool(g.lrn(x, name="conv2/norm2"), "max", 3, 2, [0, 0, 1, 1], name="pool2/3x3_s2")
+
+    def inception(x: str, name: str, b0: int, b1: tuple[int, int], b2: tuple[int, int], b3: int) -> str:
+        a = g.conv(x, b0, 1, bn=False, name=f"{name}/1x1")
+        b = g.conv(g.conv(x, b1[0], 1, bn=False, name=f"{name}/3x3_reduce"), b1[1], 3, bn=False,
+                   name=f"{name}/3x3")
+        c = g.conv(g.conv(x, b2[0], 1, bn=False, name=f"{name}/5x5_reduce"), b2[1], 5, bn=False,
+                   name=f"{name}/5x5")
+        d = g.conv(g.pool(x, "max", 3, 1, [1, 1, 1, 1], name=f"{name}/pool"), b3, 1, bn=False,
+                   name=f"{name}/pool_proj")
+        return g.concat([a, b, c, d], name=f"{name}/output")
+
+    x = inception(x, "inception_3a", 64, (96, 128), (16, 32), 32)
+    x = inception(x, "inception_3b", 128, (128, 192), (32, 96), 64)
+    x = g.pool(x, "max", 3, 2, [0, 0, 1, 1], name="pool3/3x3_s2")
+    x = inception(x, "inception_4a", 192, (96, 208), (16, 48), 64)
+    x = inception(x, "inception_4b", 160, (112, 224), (24, 64), 64)
+    x = inception(x, "inception_4c", 128, (128, 256), (24, 64), 64)
+    x = inception(x, "inception_4d", 112, (144, 288), (32, 64), 64)
+    x = inception(x, "inception_4e", 256, (160, 320), (32, 128), 128)
+    x = g.pool(x, "max", 3, 2, [0, 0, 1, 1], name="pool4/3x3_s2")
+    x = inception(x, "inception_5a", 256, (160, 320), (32, 128), 128)
+    x = inception(x, "inception_5b", 384, (192, 384), (48, 128), 128)
+    x = g.pool(x, "avg", 7, 1, name="pool5/7x7_s1")
+    x = g.flatten(x)
+    g.fc(x, 1024, 1000, out="logits", name="loss3/classifier")
+    return g.build("logits")
+
+
+def inception_v4(seed: int = 0) -> onnx.ModelProto:
+    """Inception v4 (Szegedy et al. 2017; TF-slim ``inception_v4``) at 299², 1001 classes."""
+    g = GraphBuilder("inception_v4", (3, 299, 299), seed)
+    c = g.conv
+    x = c("input", 32, 3, 2, "valid", name="Conv2d_1a_3x3")
+    x = c(x, 32, 3, 1, "valid", name="Conv2d_2a_3x3")
+    x = c(x, 64, 3, name="Conv2d_2b_3x3")
+    x = g.concat([g.pool(x, "max", 3, 2, name="Mixed_3a/pool"), c(x, 96, 3, 2, "valid", name="Mixed_3a/conv")],
+                 name="Mixed_3a")
+    a = c(c(x, 64, 1, name="Mixed_4a/b0a"), 96, 3, 1, "valid", name="Mixed_4a/b0b")
+    b = c(x, 64, 1, name="Mixed_4a/b1a")
+    b = c(c(b, 64, (1, 7), name="Mixed_4a/b1b"), 64, (7, 1), name="Mixed_4a/b1c")
+    b = c(b, 96, 3, 1, "valid", name="Mixed_4a/b1d")
+    x = g.concat([a, b], name="Mixed_4a")
+    x = g.concat([c(x, 192, 3, 2, "valid", name="Mixed_5a/conv"), g.pool(x, "max", 3, 2, name="Mixed_5a/pool")],
+                 name="Mixed_5a")
+
+    def block_a(x: str, n: str) -> str:
+        b0 = c(x, 96, 1, name=f"{n}/b0")
+        b1 = c(c(x, 64, 1, name=f"{n}/b1a"), 96, 3, name=f"{n}/b1b")
+        b2 = c(c(c(x, 64, 1, name=f"{n}/b2a"), 96, 3, name=f"{n}/b2b"), 96, 3, name=f"{n}/b2c")
+        b3 = c(g.pool(x, "avg", 3, 1, "same", name=f"{n}/b3pool"), 96, 1, name=f"{n}/b3")
+        return g.concat([b0, b1, b2, b3], name=f"{n}/concat")
+
+    def block_b(x: str, n: str) -> str:
+        b0 = c(x, 384, 1, name=f"{n}/b0")
+        b1 = c(c(c(x, 192, 1, name=f"{n}/b1a"), 224, (1, 7), name=f"{n}/b1b"), 256, (7, 1), name=f"{n}/b1c")
+        b2 = c(x, 192, 1, name=f"{n}/b2a")
+        b2 = c(c(b2, 192, (7, 1), name=f"{n}/b2b"), 224, (1, 7), name=f"{n}/b2c")
+        b2 = c(c(b2, 224, (7, 1), name=f"{n}/b2d"), 256, (1, 7), name=f"{n}/b2e")
+        b3 = c(g.pool(x, "avg", 3, 1, "same", name=f"{n}/b3pool"), 128, 1, name=f"{n}/b3")
+        return g.concat([b0, b1, b2, b3], name=f"{n}/concat")
+
+    def block_c(x: str, n: str) -> str:
+        b0 = c(x, 256, 1, name=f"{n}/b0")
+        b1 = c(x, 384, 1, name=f"{n}/b1a")
+        b1 = g.concat([c(b1, 256, (1, 3), name=f"{n}/b1b"), c(b1, 256, (3, 1), name=f"{n}/b1c")], name=f"{n}/b1")
+        b2 = c(c(c(x, 384, 1, name=f"{n}/b2a"), 448, (3, 1), name=f"{n}/b2b"), 512, (1, 3), name=f"{n}/b2c")
+        b2 = g.concat([c(b2, 256, (1, 3), name=f"{n}/b2d"), c(b2, 256, (3, 1), name=f"{n}/b2e")], name=f"{n}/b2")
+        b3 = c(g.pool(x, "avg", 3, 1, "same", name=f"{n}/b3pool"), 256, 1, name=f"{n}/b3")
+        return g.concat([b0, b1, b2, b3], name=f"{n}/concat")
+
+    for i in range(4):
+        x = block_a(x, f"Mixed_5{'bcde'[i]}")
+    b0 = c(x, 384, 3, 2, "valid", name="Mixed_6a/b0")
+    b1 = c(c(c(x, 192, 1, name="Mixed_6a/b1a"), 224, 3, name="Mixed_6a/b1b"), 256, 3, 2, "valid", name="Mixed_6a/b1c")
+    x = g.concat([b0, b1, g.pool(x, "max", 3, 2, name="Mixed_6a/pool")], name="Mixed_6a")
+    for i in range(7):
+        x = block_b(x, f"Mixed_6{'bcdefgh'[i]}")
+    b0 = c(c(x, 192, 1, name="Mixed_7a/b0a"), 192, 3, 2, "valid", name="Mixed_7a/b0b")
+    b1 = c(c(c(x, 256, 1, name="Mixed_7a/b1a"), 256, (1, 7), name="Mixed_7a/b1b"), 320, (7, 1), name="Mixed_7a/b1c")
+    b1 = c(b1, 320, 3, 2, "valid", name="Mixed_7a/b1d")
+    x = g.concat([b0, b1, g.pool(x, "max", 3, 2, name="Mixed_7a/pool")], name="Mixed_7a")
+    for i in range(3):
+        x = block_c(x, f"Mixed_7{'bcd'[i]}")
+    return _classifier(g, x, 1001)
+
+
+def inception_resnet_v2(seed: int = 0) -> onnx.ModelProto:
+    """Inception-ResNet v2 (TF-slim ``inception_resnet_v2``) at 299², 1001 classes."""
+    g = GraphBuilder("inception_resnet_v2", (3, 299, 299), seed)
+    c = g.conv
+    x = _inception_stem(g)
+    b0 = c(x, 96, 1, name="Mixed_5b/b0")
+    b1 = c(c(x, 48, 1, name="Mixed_5b/b1a"), 64, 5, name="Mixed_5b/b1b")
+    b2 = c(c(c(x, 64, 1, name="Mixed_5b/b2a"), 96, 3, name="Mixed_5b/b2b"), 96, 3, name="Mixed_5b/b2c")
+    b3 = c(g.pool(x, "avg", 3, 1, "same", name="Mixed_5b/b3pool"), 64, 1, name="Mixed_5b/b3")
+    x = g.concat([b0, b1, b2, b3], name="Mixed_5b")
+
+    def residual(x: str, n: str, branches: list[str], scale: float, relu: bool = True) -> str:
+        up = c(g.concat(branches, name=f"{n}/concat"), g.channels[x], 1, bn=False, relu=None, name=f"{n}/up")
+        y = g.add(x, g.scale(up, scale, name=f"{n}/scale"), name=f"{n}/add")
+        return g.act(y, "relu", name=f"{n}/relu") if relu else y
+
+    for i in range(10):
+        n = f"block35_{i + 1}"
+        b0 = c(x, 32, 1, name=f"{n}/b0")
+        b1 = c(c(x, 32, 1, name=f"{n}/b1a"), 32, 3, name=f"{n}/b1b")
+        b2 = c(c(c(x, 32, 1, name=f"{n}/b2a"), 48, 3, name=f"{n}/b2b"), 64, 3, name=f"{n}/b2c")
+        x = residual(x, n, [b0, b1, b2], 0.17)
+    b0 = c(x, 384, 3, 2, "valid", name="Mixed_6a/b0")
+    b1 = c(c(c(x, 256, 1, name="Mixed_6a/b1a"), 256, 3, name="Mixed_6a/b1b"), 384, 3, 2, "valid", name="Mixed_6a/b1c")
+    x = g.concat([b0, b1, g.pool(x, "max", 3, 2, name="Mixed_6a/pool")], name="Mixed_6a")
+    for i in range(20):
+        n = f"block17_{i + 1}"
+        b0 = c(x, 192, 1, name=f"{n}/b0")
+        b1 = c(c(c(x, 128, 1, name=f"{n}/b1a"), 160, (1, 7), name=f"{n}/b1b"), 192, (7, 1), name=f"{n}/b1c")
+        x = residual(x, n, [b0, b1], 0.10)
+    b0 = c(c(x, 256, 1, name="Mixed_7a/b0a"), 384, 3, 2, "valid", name="Mixed_7a/b0b")
+    b1 = c(c(x, 256, 1, name="Mixed_7a/b1a"), 288, 3, 2, "valid", name="Mixed_7a/b1b")
+    b2 = c(c(c(x, 256, 1, name="Mixed_7a/b2a"), 288, 3, name="Mixed_7a/b2b"), 320, 3, 2, "valid", name="Mixed_7a/b2c")
+    x = g.concat([b0, b1, b2, g.pool(x, "max", 3, 2, name="Mixed_7a/pool")], name="Mixed_7a")
+    for i in range(10):
+        n = f"block8_{i + 1}"
+        b0 = c(x, 192, 1, name=f"{n}/b0")
+        b1 = c(c(c(x, 192, 1, name=f"{n}/b1a"), 224, (1, 3), name=f"{n}/b1b"), 256, (3, 1), name=f"{n}/b1c")
+        x = residual(x, n, [b0, b1], 0.20, relu=i < 9)
+    x = c(x, 1536, 1, name="Conv2d_7b_1x1")
+    return _classifier(g, x, 1001)
+
+
+def mobilenet_ssd(seed: int = 0) -> onnx.ModelProto:
+    """MobileNet-SSD (chuanqi305's Caffe model, VOC, 21 classes) at 300²: MobileNet v1
+    (ReLU, BN) to conv13, four extra stages, and 1×1 box/class heads on six feature maps
+    (3 priors on conv11, 6 elsewhere). The heads' outputs are flattened and concatenated;
+    prior boxes and DetectionOutput (NMS, on the host with the NCSDK) are not in the graph."""
+    g = GraphBuilder("mobilenet_ssd", (3, 300, 300), seed)
+    x = g.conv("input", 32, 3, 2, pad=[1, 1, 1, 1], name="conv0")
+    spec = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1),
+            (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
+    feats = []
+    for i, (ch, s) in enumerate(spec, start=1):
+        cin = g.channels[x]
+        x = g.conv(x, cin, 3, s, pad=[1, 1, 1, 1], group=cin, name=f"conv{i}/dw")
+        x = g.conv(x, ch, 1, name=f"conv{i}")
+        if i in (11, 13):
+            feats.append(x)
+    for i, (mid, out) in enumerate(((256, 512), (128, 256), (128, 256), (64, 128)), start=14):
+        x = g.conv(g.conv(x, mid, 1, name=f"conv{i}_1"), out, 3, 2, pad=[1, 1, 1, 1], name=f"conv{i}_2")
+        feats.append(x)
+    heads, sizes = [], []
+    hw = {0: 19, 1: 10, 2: 5, 3: 3, 4: 2, 5: 1}
+    for k, f in enumerate(feats):
+        priors = 3 if k == 0 else 6
+        for kind, per in (("loc", 4), ("conf", 21)):
+            heads.append(g.conv(f, priors * per, 1, bn=False, relu=None, name=f"head{k}_mbox_{kind}"))
+            sizes.append(priors * per * hw[k] ** 2)
+    g.flat_concat(heads, "logits", sizes)
+    return g.build("logits")
+
+
+def squeezenet_v1_0(seed: int = 0) -> onnx.ModelProto:
+    """SqueezeNet v1.0 (Iandola et al. 2016, the Caffe model) at 227²."""
+    g = GraphBuilder("squeezenet_v1_0", (3, 227, 227), seed)
+    x = g.conv("input", 96, 7, 2, "valid", bn=False, name="conv1")
+    x = g.pool(x, "max", 3, 2, name="pool1")
+
+    def fire(x: str, n: str, s: int, e: int) -> str:
+        sq = g.conv(x, s, 1, bn=False, name=f"{n}/squeeze1x1")
+        return g.concat([g.conv(sq, e, 1, bn=False, name=f"{n}/expand1x1"),
+                         g.conv(sq, e, 3, bn=False, name=f"{n}/expand3x3")], name=f"{n}/concat")
+
+    x = fire(x, "fire2", 16, 64)
+    x = fire(x, "fire3", 16, 64)
+    x = fire(x, "fire4", 32, 128)
+    x = g.pool(x, "max", 3, 2, name="pool4")
+    x = fire(x, "fire5", 32, 128)
+    x = fire(x, "fire6", 48, 192)
+    x = fire(x, "fire7", 48, 192)
+    x = fire(x, "fire8", 64, 256)
+    x = g.pool(x, "max", 3, 2, name="pool8")
+    x = fire(x, "fire9", 64, 256)
+    x = g.conv(x, 1000, 1, bn=False, name="conv10")
+    x = g.flatten(g.global_pool(x, name="pool10"), name="logits_flat")
+    g.channels["logits_flat.out"] = 1000
+    g.nodes.append(helper.make_node("Softmax", ["logits_flat.out"], ["logits"], name="prob", axis=1))
+    g.channels["logits"] = 1000
+    return g.build("logits")
+
+
+def densenet121(seed: int = 0) -> onnx.ModelProto:
+    """DenseNet-121 (Huang et al. 2017) at 224²: blocks of 6, 12, 24, 16 layers, growth 32,
+    bottleneck 4×32, pre-activation (BN, ReLU, conv), transitions halving the channels."""
+    g = GraphBuilder("densenet121", (3, 224, 224), seed)
+    x = g.conv("input", 64, 7, 2, pad=[3, 3, 3, 3], name="conv0")
+    x = g.pool(x, "max", 3, 2, [1, 1, 1, 1], name="pool0")
+    for bi, n in enumerate((6, 12, 24, 16), start=1):
+        feats = [x]
+        for li in range(n):
+            name = f"denseblock{bi}/layer{li + 1}"
+            h = x if len(feats) == 1 else g.concat(feats, name=f"{name}/concat")
+            h = g.act(g.bn(h, f"{name}/norm1"), "relu", name=f"{name}/relu1")
+            h = g.conv(h, 128, 1, bn=False, relu=None, name=f"{name}/conv1")
+            h = g.act(g.bn(h, f"{name}/norm2"), "relu", name=f"{name}/relu2")
+            feats.append(g.conv(h, 32, 3, bn=False, relu=None, name=f"{name}/conv2"))
+        x = g.concat(feats, name=f"denseblock{bi}/out")
+        if bi < 4:
+            name = f"transition{bi}"
+            h = g.act(g.bn(x, f"{name}/norm"), "relu", name=f"{name}/relu")
+            h = g.conv(h, g.channels[x] // 2, 1, bn=False, relu=None, name=f"{name}/conv")
+            x = g.pool(h, "avg", 2, 2, name=f"{name}/pool")
+    x = g.act(g.bn(x, "norm5"), "relu", name="relu5")
+    return _classifier(g, x, 1000)
+
+
+def yolov3_tiny(seed: int = 0) -> onnx.ModelProto:
+    """YOLOv3-tiny (darknet ``yolov3-tiny.cfg``, 80 classes) at 416²: conv+BN+leaky ReLU,
+    two detection heads (13² and 26², 255 channels each), flattened and concatenated; the
+    YOLO decoding and NMS are not in the graph."""
+    g = GraphBuilder("yolov3_tiny", (3, 416, 416), seed)
+    x = "input"
+    route8 = None
+    for i, ch in enumerate((16, 32, 64, 128, 256)):
+        x = g.conv(x, ch, 3, relu="leaky", name=f"conv{i}")
+        if ch == 256:
+            route8 = x
+        x = g.pool(x, "max", 2, 2, name=f"pool{i}")
+    x = g.conv(x, 512, 3, relu="leaky", name="conv5")
+    x = g.pool(x, "max", 2, 1, [0, 0, 1, 1], name="pool5")
+    x = g.conv(x, 1024, 3, relu="leaky", name="conv6")
+    a = g.conv(x, 256, 1, relu="leaky", name="conv7")
+    h1 = g.conv(g.conv(a, 512, 3, relu="leaky", name="conv8"), 255, 1, bn=False, relu=None, name="yolo1")
+    u = g.upsample2(g.conv(a, 128, 1, relu="leaky", name="conv9"), name="upsample")
+    x = g.concat([u, route8], name="route")
+    h2 = g.conv(g.conv(x, 256, 3, relu="leaky", name="conv10"), 255, 1, bn=False, relu=None, name="yolo2")
+    g.flat_concat([h1, h2], "logits", [255 * 13 * 13, 255 * 26 * 26])
+    return g.build("logits")
+
+
 #: name → (builder, description)
 MODELS: dict[str, tuple[Callable[[], onnx.ModelProto], str]] = {
     "inception_v1": (inception_v1, "GoogLeNet (TF-slim inception_v1), 224²"),
@@ -388,4 +677,11 @@ MODELS: dict[str, tuple[Callable[[], onnx.ModelProto], str]] = {
     "mobilenet_v1_0p25_128": (lambda: mobilenet_v1(0.25, 128), "MobileNet v1 0.25, 128²"),
     "vgg16": (vgg16, "VGG-16, 224²"),
     "jacintonet11_v2": (jacintonet11_v2, "TI JacintoNet11 v2, 224²"),
+    "googlenet_caffe": (googlenet_caffe, "GoogLeNet (BVLC Caffe), 224²"),
+    "inception_v4": (inception_v4, "Inception v4, 299²"),
+    "inception_resnet_v2": (inception_resnet_v2, "Inception-ResNet v2, 299²"),
+    "mobilenet_ssd": (mobilenet_ssd, "MobileNet-SSD (Caffe, VOC), 300²"),
+    "squeezenet_v1_0": (squeezenet_v1_0, "SqueezeNet v1.0 (Caffe), 227²"),
+    "densenet121": (densenet121, "DenseNet-121, 224²"),
+    "yolov3_tiny": (yolov3_tiny, "YOLOv3-tiny (darknet), 416²"),
 }

@@ -39,8 +39,15 @@ budget; p50/p95 at the first batch size (1 by default), throughput ``batch / p50
 the model's timed runs over their wall time × cores: the busy fraction of the cores.
 
 **A reference layer** (optional) runs in the same child in alternation with the model at
-the first batch size; ``model_to_reference`` is the median ratio of back-to-back pairs, a
-speed measure in which contention from other jobs on a shared host cancels.
+the first batch size (ABBA order); ``model_to_reference`` is the median ratio of
+back-to-back pairs, and ``model_to_reference_low`` the ratio of the two time series' low
+quantiles (``low_quantile``, 10 % by default): contention from other jobs only ever adds
+time, so the low quantile of many runs is the uncontended time, and on a busy 2-core host
+it moved by ±5 % between runs where the pair median moved by −17/+31 % (single-threaded,
+load 1.0-1.4). ``model_to_reference_subsets`` is the low ratio of the four consecutive
+quarters of the pairs: the statistic's own spread. ``threads`` below the pinned CPUs lets
+the scheduler move a single-threaded run to a free CPU; ``min_seconds`` gives fast models
+hundreds of runs; ``host_load`` records the 1-minute load average before and after.
 
 **Peak memory** is the child's resident high-water mark while the model runs (reset
 after loading, so that the parser's transient copies of the weights do not count; the
@@ -72,7 +79,7 @@ import numpy as np
 from ..errors import InvalidValueError, ModelFileError, UnsupportedModelError
 from ..interfaces import Accuracy
 
-__all__ = ["HarnessLimits", "HarnessResult", "host_cpus", "run_limited", "CHILD_SCRIPT"]
+__all__ = ["HarnessLimits", "HarnessResult", "host_cpus", "low_ratio", "run_limited", "CHILD_SCRIPT"]
 
 #: The script the child runs.
 CHILD_SCRIPT = Path(__file__).with_name("harness_child.py")
@@ -121,6 +128,13 @@ class HarnessResult:
     runs: int = 0
     reference_ms_p50: float | None = None
     model_to_reference: float | None = None
+    low_quantile: float = 0.1
+    latency_ms_low: float | None = None
+    reference_ms_low: float | None = None
+    model_to_reference_low: float | None = None
+    model_to_reference_subsets: list[float] = field(default_factory=list)
+    host_load: tuple[float, float] | None = None
+    latencies_ms: list[float] = field(default_factory=list)
     fps_by_batch: dict[int, float] = field(default_factory=dict)
     latency_ms_by_batch: dict[int, float] = field(default_factory=dict)
     peak_rss_bytes: int | None = None
@@ -160,6 +174,12 @@ class HarnessResult:
             "runs": self.runs,
             "reference_ms_p50": self.reference_ms_p50,
             "model_to_reference": self.model_to_reference,
+            "low_quantile": self.low_quantile,
+            "latency_ms_low": self.latency_ms_low,
+            "reference_ms_low": self.reference_ms_low,
+            "model_to_reference_low": self.model_to_reference_low,
+            "model_to_reference_subsets": list(self.model_to_reference_subsets),
+            "host_load": list(self.host_load) if self.host_load else None,
             "fps_by_batch": {str(k): v for k, v in self.fps_by_batch.items()},
             "latency_ms_by_batch": {str(k): v for k, v in self.latency_ms_by_batch.items()},
             "peak_rss_bytes": self.peak_rss_bytes,
@@ -235,6 +255,10 @@ def run_limited(
     provider: str = "CPUExecutionProvider",
     reference: os.PathLike[str] | str | None = None,
     reference_shape: Sequence[int] | None = None,
+    threads: int | None = None,
+    min_seconds: float = 0.0,
+    max_repeats: int | None = None,
+    low_quantile: float = 0.1,
 ) -> HarnessResult:
     """Runs ``onnx_path`` in a child process under ``limits`` and measures it.
 
@@ -257,6 +281,16 @@ def run_limited(
         speed ratio to the model must not suffer from contention that comes and goes);
         its activations (a few MB) count in the peak memory.
     :param reference_shape: the reference model's full input shape.
+    :param threads: onnxruntime intra-op threads (default: one per CPU the child is pinned
+        to). Fewer threads than CPUs leave the scheduler a free CPU to run on when another
+        job holds one: the single-threaded timing the Atom emulator uses.
+    :param min_seconds: at the first batch size, keep timing past ``repeats`` until this
+        much time has passed (at most ``max_repeats`` runs), so that a fast model gets
+        enough runs for its low quantile to be well determined.
+    :param max_repeats: the most timed runs at the first batch size (default ``repeats``).
+    :param low_quantile: the quantile of the *low* statistics (``latency_ms_low``,
+        ``reference_ms_low``, ``model_to_reference_low``): contention from other jobs only
+        ever adds time, so a low quantile of many runs is the host's uncontended time.
     :return: a :class:`HarnessResult`; ``fits`` is False when the memory limit was hit.
 
     Raises :class:`~sigdl_core.errors.ModelFileError` when onnxruntime cannot load the
@@ -267,7 +301,9 @@ def run_limited(
         return _run_limited(path, limits, x_test, y_test, batch_sizes=batch_sizes, repeats=repeats,
                             warmup=warmup, max_seconds=max_seconds, input_shape=input_shape,
                             timeout_s=timeout_s, max_accuracy_samples=max_accuracy_samples,
-                            provider=provider, reference=reference, reference_shape=reference_shape)
+                            provider=provider, reference=reference, reference_shape=reference_shape,
+                            threads=threads, min_seconds=min_seconds, max_repeats=max_repeats,
+                            low_quantile=low_quantile)
     except ModelFileError as exc:
         # A model written by a newer onnx than this onnxruntime reads: same graph, older
         # IR version number. Rewrite a copy with the highest IR version it supports.
@@ -286,7 +322,9 @@ def run_limited(
                                repeats=repeats, warmup=warmup, max_seconds=max_seconds,
                                input_shape=input_shape, timeout_s=timeout_s,
                                max_accuracy_samples=max_accuracy_samples, provider=provider,
-                               reference=reference, reference_shape=reference_shape)
+                               reference=reference, reference_shape=reference_shape,
+                               threads=threads, min_seconds=min_seconds, max_repeats=max_repeats,
+                               low_quantile=low_quantile)
         res.warnings.append(f"the model's IR version {m.group(1)} was lowered to {m.group(2)} "
                             "for this onnxruntime")
         return res
@@ -308,6 +346,10 @@ def _run_limited(
     provider: str = "CPUExecutionProvider",
     reference: os.PathLike[str] | str | None = None,
     reference_shape: Sequence[int] | None = None,
+    threads: int | None = None,
+    min_seconds: float = 0.0,
+    max_repeats: int | None = None,
+    low_quantile: float = 0.1,
 ) -> HarnessResult:
     if not path.is_file():
         raise ModelFileError(f"ONNX model '{path}' does not exist", "check the path")
@@ -315,6 +357,10 @@ def _run_limited(
         raise InvalidValueError(f"batch_sizes={list(batch_sizes)!r} must be whole numbers >= 1")
     if repeats < 1 or warmup < 0:
         raise InvalidValueError("repeats must be >= 1 and warmup >= 0")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidValueError(f"threads={threads!r} must be a whole number >= 1")
+    if not 0.0 < low_quantile < 0.5:
+        raise InvalidValueError(f"low_quantile={low_quantile!r} must lie in (0, 0.5)")
     if x_test is not None and (y_test is None or len(y_test) != len(x_test)):
         raise InvalidValueError("y_test must be given with x_test, one label per sample")
 
@@ -337,7 +383,9 @@ def _run_limited(
             "model": os.fspath(path.resolve()),
             "tiny_model": os.fspath(tiny),
             "cpus": cpus,
-            "threads": n,
+            "threads": min(n, threads) if threads is not None else n,
+            "min_seconds": float(min_seconds),
+            "max_repeats": int(max_repeats if max_repeats is not None else repeats),
             "sample_shape": sample_shape,
             "batch_sizes": [int(b) for b in batch_sizes],
             "repeats": int(repeats),
@@ -368,6 +416,7 @@ def _run_limited(
         env["MALLOC_TRIM_THRESHOLD_"] = str(1 << 30)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(n)
+        load_before = _load()
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(
@@ -384,14 +433,36 @@ def _run_limited(
                 child = json.loads(res_path.read_text())
             except json.JSONDecodeError:
                 child = {}
-    return _interpret(child, rc, stderr, limits, n, warnings, wall, timeout_s, batch_sizes)
+    res = _interpret(child, rc, stderr, limits, n, warnings, wall, timeout_s, batch_sizes,
+                     low_quantile)
+    res.host_load = (load_before, _load())
+    return res
+
+
+def _load() -> float:
+    """The host's 1-minute load average (what else ran while we measured)."""
+    try:
+        return float(os.getloadavg()[0])
+    except OSError:  # not available on this platform
+        return float("nan")
+
+
+def low_ratio(model_s: Sequence[float], reference_s: Sequence[float], q: float) -> float:
+    """``quantile_q(model) / quantile_q(reference)``: the ratio of the uncontended times.
+
+    Contention from other jobs only adds time to a run, so the low quantile of many runs is
+    what each would take on an idle host, and the ratio of two of them, taken from the same
+    interleaved sequence, is the model's time in units of the reference's.
+    """
+    return float(np.quantile(np.asarray(model_s), q) / np.quantile(np.asarray(reference_s), q))
 
 
 def _interpret(
     child: dict[str, Any], rc: int | None, stderr: str, limits: HarnessLimits, n: int,
     warnings: list[str], wall: float, timeout_s: float, batch_sizes: Sequence[int],
+    low_quantile: float = 0.1,
 ) -> HarnessResult:
-    res = HarnessResult(fits=True, warnings=warnings, wall_s=wall)
+    res = HarnessResult(fits=True, warnings=warnings, wall_s=wall, low_quantile=low_quantile)
     res.affinity = [int(c) for c in child.get("affinity", [])]
     res.threads = int(child.get("threads", n))
     res.cores_used = len(res.affinity) or n
@@ -411,6 +482,8 @@ def _interpret(
         res.latency_ms_p50 = float(np.percentile(lat, 50))
         res.latency_ms_p95 = float(np.percentile(lat, 95))
         res.latency_ms_mean = float(lat.mean())
+        res.latency_ms_low = float(np.quantile(lat, low_quantile))
+        res.latencies_ms = [float(v) for v in lat]
         res.runs = int(lat.size)
     ref = child.get("reference_timings_s")
     if ref and first in timings:
@@ -419,6 +492,16 @@ def _interpret(
         # the median of per-pair ratios: each pair ran back to back under the same load
         res.model_to_reference = float(np.median(
             np.asarray(timings[first][:n_pairs]) / np.asarray(ref[:n_pairs])))
+        m_s, r_s = timings[first][:n_pairs], ref[:n_pairs]
+        res.reference_ms_low = float(np.quantile(r_s, low_quantile)) * 1e3
+        res.model_to_reference_low = low_ratio(m_s, r_s, low_quantile)
+        # the same statistic on the four consecutive quarters of the pairs (each holds both
+        # orders of the ABBA sequence): how much it moves over the run (a spread, for the report)
+        if n_pairs >= 8:
+            q = n_pairs // 4
+            res.model_to_reference_subsets = [
+                low_ratio(m_s[k * q:(k + 1) * q], r_s[k * q:(k + 1) * q], low_quantile)
+                for k in range(4)]
     for b, v in timings.items():
         med = float(np.median(v))
         res.latency_ms_by_batch[b] = med * 1e3

@@ -181,7 +181,16 @@ def main(request_path: str, result_path: str) -> int:
             lat: list[float] = []
             cpu = wall = 0.0
             interleave = ref is not None and b == req["batch_sizes"][0]
-            for i in range(int(req["repeats"])):
+            first_batch = b == req["batch_sizes"][0]
+            # at the first batch size, keep timing past `repeats` until `min_seconds` have
+            # passed (a tiny model then gets hundreds of runs, so that a low quantile of its
+            # times is well determined), but never past `max_repeats`
+            min_s = float(req.get("min_seconds", 0.0)) if first_batch else 0.0
+            max_repeats = max(int(req["repeats"]), int(req.get("max_repeats", req["repeats"])))
+            t_batch = time.perf_counter()
+            i = -1
+            while True:
+                i += 1
                 # ABBA order: neither run always goes first in its pair (the first one
                 # after a switch can pay for cache misses the second does not)
                 ref_first = interleave and i % 2 == 0
@@ -201,10 +210,13 @@ def main(request_path: str, result_path: str) -> int:
                     ref.run(None, {ref_in.name: ref_x})
                     ref_lat.append(time.perf_counter() - t0)
                 spent = time.perf_counter() - t_start
-                if i >= 4 and spent > budget * (0.6 if b == req["batch_sizes"][0] else 1.0):
+                if i >= 4 and spent > budget * (0.6 if first_batch else 1.0):
+                    break
+                if i + 1 >= int(req["repeats"]) and (
+                        time.perf_counter() - t_batch >= min_s or i + 1 >= max_repeats):
                     break
             timings[str(b)] = lat
-            cpu_util[str(b)] = cpu / max(wall * max(1, len(result["affinity"]) or threads), 1e-9)
+            cpu_util[str(b)] = cpu / max(wall * max(1, min(threads, len(result["affinity"]) or threads)), 1e-9)
             result["timings_s"] = timings
             result["cpu_utilisation"] = cpu_util
             if ref_lat:
