@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.sigdl-installed
 # pytest workers: 2 on the 2-core CI machine; override with `make test WORKERS=0`.
 WORKERS ?= 2
 
-.PHONY: install run test bench isolation clean
+.PHONY: install run test bench isolation clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ $(PY):
 # torch is pinned first: the local CPU wheel; any looser range pulls GBs of CUDA packages.
 $(STAMP): $(PY) pyproject.toml $(PLUGIN_PROJECTS)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
+	$(PIP) install --quiet -e '.[test,docs,plugin-dev]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,6 +34,10 @@ run: install
 
 test: install
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
+# The documentation site (mkdocs.yml, docs/) into site/, strict: a broken reference or link fails.
+docs: install
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 # The benchmarks, then BENCHMARKS.md written from their results (bench/results/*.md).
 BENCHES := cli_startup emulation_calibration calibration_movidius_c66x quant_coding_speed \
