@@ -7,7 +7,8 @@ ReLU into its producer), and it calibrates 8-bit ranges on sample inputs. Here:
 1. :func:`prepare_for_inference` lets onnxruntime's *basic* graph optimizations fold
    constants, drop Identity/Dropout and fuse Conv + BatchNormalization (and Conv + Add/Mul
    of constants) — plain ONNX operators only;
-2. :func:`quantize_for_c66x` runs onnxruntime's ``quantize_static`` in QDQ format on
+2. :func:`quantize_for_c66x` runs onnxruntime's ``quantize_static`` in QDQ format (through
+   the core's :func:`~sigdl_core.emulation.quantize.quantize_qdq`, shared with other targets) on
    calibration samples (min/max calibration): activations uint8 asymmetric (TIDL keeps
    activations unsigned after ReLU), weights int8 symmetric, per tensor by default (TIDL
    1.x quantizes each layer's weights with one scale); per-channel weights and 16-bit
@@ -21,12 +22,8 @@ exact (its ``vpmaddubsw`` path saturates int16 pair sums on CPUs without VNNI); 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,45 +31,20 @@ import numpy as np
 import onnx
 
 from sigdl_core.emulation.onnx_tools import fold_batch_norm, load_onnx
-from sigdl_core.files import atomic_path
-from sigdl_core.errors import InvalidValueError, UnsupportedModelError
+from sigdl_core.emulation.quantize import quantize_qdq
 
 __all__ = ["prepare_for_inference", "quantize_for_c66x"]
-
-_ACTIVATION_TYPES = ("uint8", "int8", "uint16", "int16")
 
 
 def _load(model: onnx.ModelProto | os.PathLike[str] | str) -> onnx.ModelProto:
     return model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+
 
 def prepare_for_inference(model: onnx.ModelProto | os.PathLike[str] | str) -> onnx.ModelProto:
     """Folds batch norm into convolutions and constants into initializers (onnxruntime's
     basic, hardware-independent optimizations), keeping plain ONNX operators: the first
     step of TIDL's import tool."""
     return fold_batch_norm(_load(model))
-
-class _DropQuantizerAdvice(logging.Filter):
-    """onnxruntime's quantizer logs "Please consider to run pre-processing" on the root
-    logger at every call; we have done the equivalent pre-processing, so drop that line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pre-processing" not in str(record.msg)
-
-
-@contextlib.contextmanager
-def _quiet_quantizer() -> Iterator[None]:
-    root = logging.getLogger()
-    f = _DropQuantizerAdvice()
-    root.addFilter(f)
-    try:
-        yield
-    finally:
-        root.removeFilter(f)
-
-
-def _batches(x: np.ndarray, input_name: str, batch: int) -> Iterator[dict[str, np.ndarray]]:
-    for i in range(0, len(x), batch):
-        yield {input_name: np.ascontiguousarray(x[i:i + batch], dtype=np.float32)}
 
 
 def quantize_for_c66x(
@@ -86,6 +58,10 @@ def quantize_for_c66x(
 ) -> Path:
     """Writes the QDQ int8 (or int16) model of a float ONNX model; returns its path.
 
+    The core's :func:`sigdl_core.emulation.quantize.quantize_qdq` with TIDL's choices:
+    asymmetric activations (unsigned after ReLU), int8 symmetric weights, per tensor
+    unless ``per_channel``.
+
     :param model: the float model (path or ModelProto).
     :param calibration: float32 samples (N × input shape) for min/max calibration.
     :param output_path: where the QDQ model goes.
@@ -95,61 +71,6 @@ def quantize_for_c66x(
     :param extra_options: more of ``quantize_static``'s ``extra_options`` (e.g.
         ``ForceQuantizeNoInputCheck`` to quantize a pool that reads the raw input).
     """
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    if activation_type not in _ACTIVATION_TYPES:
-        raise InvalidValueError(f"activation_type '{activation_type}' is not one of {', '.join(_ACTIVATION_TYPES)}",
-                                "use uint8 for TIDL-like 8-bit inference")
-    calibration = np.asarray(calibration, dtype=np.float32)
-    if calibration.ndim < 2 or len(calibration) == 0:
-        raise InvalidValueError("calibration data must hold at least one sample", "pass N × input-shape samples")
-    prepared = prepare_for_inference(model)
-    inputs = [i.name for i in prepared.graph.input
-              if i.name not in {t.name for t in prepared.graph.initializer}]
-    if len(inputs) != 1:
-        raise UnsupportedModelError("the C66x emulation takes models with one input",
-                                    f"this one has {len(inputs)}: {', '.join(inputs)}")
-    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8,
-             "uint16": QuantType.QUInt16, "int16": QuantType.QInt16}[activation_type]
-    # 16-bit activations keep 8-bit weights (A16W8): 16×16-bit products summed over a few
-    # hundred taps would overflow the C66x's 32-bit accumulators at full scale
-    wtype = QuantType.QInt8
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = _batches(calibration, inputs[0], 32)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self._it, None)
-
-    out = Path(output_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
-    if activation_type.endswith("16"):
-        extra["UseQDQContribOps"] = True
-    extra.update(extra_options or {})
-    with tempfile.TemporaryDirectory(prefix="sigdl-c66x-q-") as tmp:
-        src, dest = Path(tmp) / "float.onnx", Path(tmp) / "qdq.onnx"
-        onnx.save(prepared, str(src))
-        try:
-            with _quiet_quantizer():
-                quantize_static(
-                    str(src), str(dest), _Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=qtype, weight_type=wtype, per_channel=per_channel,
-                    reduce_range=reduce_range, calibrate_method=CalibrationMethod.MinMax,
-                    extra_options=extra,
-                )
-        except Exception as exc:
-            raise UnsupportedModelError(
-                f"onnxruntime could not quantize the model ({' '.join(str(exc).split())[:300]})",
-                "check that the model runs in onnxruntime and that the calibration data fits its input",
-            ) from None
-        with atomic_path(out) as final:  # never a half-written model at the destination
-            shutil.copyfile(dest, final)
-    return out
+    return quantize_qdq(model, calibration, output_path, activation_type=activation_type,
+                        per_channel=per_channel, reduce_range=reduce_range,
+                        activation_symmetric=False, extra_options=extra_options)

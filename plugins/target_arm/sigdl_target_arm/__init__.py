@@ -1,0 +1,1 @@
+"""SigDL target plugin: multicore ARM CPUs (Raspberry Pi, Jetson CPU complexes)."""

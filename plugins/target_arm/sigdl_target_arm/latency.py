@@ -1,0 +1,288 @@
+"""The ARM latency model: the core's cost model and roofline, with ncnn's algorithm choices.
+
+A multicore ARM CPU running ncnn spends its time as follows, and each term is one line of
+:func:`arm_machine` or :func:`plan_nodes`:
+
+* **Convolution algorithm.** ncnn runs a dense convolution as im2col + packed SGEMM (a 1×1
+  stride-1 convolution is a GEMM with no im2col), or, for 3×3 stride-1 ones, as Winograd
+  F(m, 3) (F(6, 3) in fp32, F(4, 3) in int8: (m+2)² multiplies per m² outputs instead of
+  9 m²). :func:`plan_nodes` costs both for every eligible layer and keeps the faster, as
+  ncnn's heuristics aim to. im2col moves k²·Cin·Ho·Wo extra elements (written, read back);
+  Winograd reads pre-transformed weights ((m+2)²/9 times larger) and writes and reads the
+  transformed input and output tiles ((m+2)²/m² times the activations).
+* **Efficiency per kernel** (fraction of the core's NEON peak): packed GEMM, Winograd's
+  batched GEMMs, depthwise; separately for fp32 and int8 (int8 on ARMv8.0 is SMULL/SMLAL +
+  SADALP, so its fraction of the 2× int8 peak is lower).
+* **GEMM depth.** A GEMM's efficiency falls with a short reduction (K = k²·Cin/group taps):
+  packing and loading the panels is not amortised, so the work counts as
+  ``(K + gemm_half_depth) / K`` times its MACs (SqueezeNet's 16-channel squeezes).
+* **Threads.** ncnn splits each layer over ``threads`` OpenMP threads with a static
+  schedule, so the slowest core used sets the pace; the speed-up of ``t`` threads is
+  ``1 + (t − 1) · parallel_efficiency`` (int8 kernels, bound by the one integer-multiply
+  pipe rather than by the shared L2, have their own), and each layer pays a fork/join barrier
+  (``thread_sync_cycles``) when ``t`` > 1.
+* **Memory bound.** Per layer, time is the larger of compute and DRAM traffic over the
+  attainable bandwidth: ``min(bandwidth_all_cores, t · bandwidth_one_core)`` of the board's
+  peak (one A72 core cannot saturate LPDDR4; four share it).
+* **Caches.** A layer whose weights and activations fit in the cluster's shared L2 sends only
+  ``l2_dram_fraction`` of its traffic to DRAM (the rest is served by the L2).
+* **Per-layer overhead** (``layer_overhead_cycles``: ncnn's layer dispatch, blob
+  allocation and packing) and a per-inference one (extractor creation, input copy).
+
+Every constant is in :data:`CALIBRATION`, per core type, with how it was set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from sigdl_core.emulation import Machine, ModelCost, NodeCost, RooflineEstimate, estimate_latency
+from sigdl_core.interfaces import TargetSpec
+
+from .datasheet import CORES, Cluster, clusters_of
+
+__all__ = ["ArmConstants", "CALIBRATION", "ArmPlan", "arm_machine", "plan_nodes",
+           "predict", "WINOGRAD_TILE"]
+
+#: Winograd output tile m of F(m, 3) per number format (ncnn: conv3x3s1_winograd63 in fp32,
+#: conv3x3s1_winograd43_int8 in int8).
+WINOGRAD_TILE: dict[str, int] = {"fp32": 6, "int8": 4}
+
+
+@dataclass(frozen=True)
+class ArmConstants:
+    """One core type's constants under ncnn; see the module docstring for each term."""
+
+    gemm_efficiency: float
+    winograd_efficiency: float
+    depthwise_efficiency: float
+    int8_gemm_efficiency: float
+    int8_winograd_efficiency: float
+    int8_depthwise_efficiency: float
+    other_efficiency: float
+    layer_overhead_cycles: float
+    thread_sync_cycles: float
+    parallel_efficiency: float
+    bandwidth_one_core: float
+    bandwidth_all_cores: float
+    inference_overhead_cycles: float
+    l2_dram_fraction: float = 1.0
+    gemm_half_depth: float = 0.0
+    int8_parallel_efficiency: float = 0.0
+    fitted_to: str = ""
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+#: The Cortex-A72 constants were fitted (least squares on log error, ``bench/arm_calibration.py
+#: --fit``) to the 22 Raspberry Pi 4B (A72 @ 1.8 GHz) rows of ncnn's benchmark/README.md and to
+#: nothing else. No other core has published rows the issue lets us fit to, so the A53, A57,
+#: Denver 2 and ARM1176 use the A72's constants (the same ncnn kernels) with their own
+#: datasheet peaks, widths, clocks and bandwidths: their predictions of other boards' ncnn
+#: rows are held-out judgement (bench/results/arm_calibration.md), not a fit.
+_A72 = ArmConstants(
+    gemm_efficiency=0.9872,
+    winograd_efficiency=0.6972,
+    depthwise_efficiency=0.6573,
+    int8_gemm_efficiency=0.6372,
+    int8_winograd_efficiency=0.4380,
+    int8_depthwise_efficiency=0.9998,
+    other_efficiency=0.25,  # pooling, LRN, elementwise: not fitted (memory bound in practice)
+    layer_overhead_cycles=99938.0,  # at the fit's bound of 1e5 cycles (55 µs at 1.8 GHz)
+    thread_sync_cycles=99848.0,  # at the bound too: a fork/join per layer with 4 threads
+    parallel_efficiency=0.3209,
+    bandwidth_one_core=0.2952,
+    bandwidth_all_cores=0.5187,
+    inference_overhead_cycles=1998144.0,  # at the bound of 2e6 cycles (1.1 ms)
+    l2_dram_fraction=0.8712,
+    gemm_half_depth=80.39,
+    int8_parallel_efficiency=0.4031,
+    fitted_to="ncnn benchmark/README.md, Raspberry Pi 4B (A72 1.8 GHz) rows, fp32+int8, 1+4 threads",
+)
+
+CALIBRATION: dict[str, ArmConstants] = {
+    "cortex-a72": _A72,
+    "cortex-a57": replace(_A72, fitted_to="the Cortex-A72's constants (no A57 rows were fitted)"),
+    "cortex-a53": replace(_A72, fitted_to="the Cortex-A72's constants (no A53 rows were fitted)"),
+    "denver2": replace(_A72, fitted_to="the Cortex-A72's constants (no Denver 2 rows were fitted)"),
+    "arm1176jzf-s": replace(_A72, fitted_to="the Cortex-A72's constants (no ARM1176 rows exist)"),
+}
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """The cores a run uses, and the algorithm chosen per convolution."""
+
+    threads: int
+    clock_hz: float
+    core: str
+    clusters_used: tuple[tuple[str, int], ...]
+    algorithms: Mapping[str, str]
+    l2_bytes: int = 0
+
+
+def _used_cores(target: TargetSpec, threads: int) -> tuple[list[tuple[Cluster, int]], Cluster]:
+    """Threads go to the fastest cores first; the slowest core used sets the pace."""
+    left, used = threads, []
+    for c in clusters_of(target):
+        take = min(left, c.count)
+        if take:
+            used.append((c, take))
+            left -= take
+    slowest = min((c for c, _ in used), key=lambda c: c.clock_hz * CORES[c.core].fp32_flops_per_cycle)
+    return used, slowest
+
+
+def arm_machine(target: TargetSpec, threads: int, clock_hz: float | None = None,
+                constants: ArmConstants | None = None) -> tuple[Machine, ArmConstants, ArmPlan]:
+    """The roofline machine of ``threads`` cores of ``target`` (at ``clock_hz``, or the
+    datasheet's), and the constants used."""
+    used, slowest = _used_cores(target, threads)
+    core = CORES[slowest.core]
+    k = constants or CALIBRATION[slowest.core]
+    clock = float(clock_hz or slowest.clock_hz)
+    speedup = 1.0 + (threads - 1) * k.parallel_efficiency
+    speedup8 = 1.0 + (threads - 1) * (k.int8_parallel_efficiency or k.parallel_efficiency)
+    peak = {"fp32": core.fp32_flops_per_cycle * clock * speedup,
+            "int8": core.int8_ops_per_cycle * clock * speedup8}
+    bw = target.memory_bandwidth * min(k.bandwidth_all_cores, threads * k.bandwidth_one_core)
+    overhead = (k.layer_overhead_cycles + (k.thread_sync_cycles if threads > 1 else 0.0)) / clock
+    machine = Machine(
+        name=f"{target.name} x{threads} threads",
+        peak_flops=peak,
+        bandwidth=bw,
+        efficiency={
+            "conv": k.gemm_efficiency, "conv@int8": k.int8_gemm_efficiency,
+            "winograd": k.winograd_efficiency, "winograd@int8": k.int8_winograd_efficiency,
+            "depthwise": k.depthwise_efficiency, "depthwise@int8": k.int8_depthwise_efficiency,
+            "gemm": k.gemm_efficiency, "gemm@int8": k.int8_gemm_efficiency,
+            "default": k.other_efficiency,
+        },
+        per_node_overhead_s=overhead,
+        per_inference_overhead_s=k.inference_overhead_cycles / clock,
+        fuse_epilogues=True,
+        free_op_classes=frozenset({"view", "quant"}),
+    )
+    plan = ArmPlan(threads, clock, slowest.core, tuple((c.core, n) for c, n in used), {},
+                   l2_bytes=min(c.l2_bytes for c, _ in used))
+    return machine, k, plan
+
+
+def _elem_bytes(fmt: str) -> int:
+    return 1 if fmt in ("int8", "uint8") else 2 if fmt in ("fp16", "bf16", "int16") else 4
+
+
+def _winograd_eligible(node: NodeCost) -> bool:
+    return (node.op_class in ("conv", "grouped") and node.kernel_shape == (3, 3)
+            and all(s == 1 for s in node.strides))
+
+
+def _depth(node: NodeCost) -> int:
+    """The GEMM reduction length K of a conv (k²·Cin/group) = MACs / outputs."""
+    out_shape = node.output_shapes[0] if node.output_shapes else None
+    outs = 1
+    for d in (out_shape or ()):
+        outs *= int(d)
+    return max(1, node.macs // max(1, outs))
+
+
+def _deepen(node: NodeCost, half_depth: float, depth: int) -> NodeCost:
+    if half_depth <= 0:
+        return node
+    f = (depth + half_depth) / depth
+    return replace(node, flops=int(node.flops * f))
+
+
+def _im2col(node: NodeCost) -> NodeCost:
+    """im2col + GEMM: 1×1 stride-1 is a plain GEMM; otherwise the column buffer is written
+    and read back once."""
+    if node.kernel_shape and all(k == 1 for k in node.kernel_shape) and all(s == 1 for s in node.strides):
+        return replace(node, op_class="conv")
+    taps = 1
+    for k in node.kernel_shape:
+        taps *= int(k)
+    extra = 0
+    out_shape = node.output_shapes[0] if node.output_shapes else None
+    if out_shape and len(out_shape) == 4 and node.macs:
+        # the column buffer holds k²·Cin·Ho·Wo elements = MACs · group / Cout
+        cols = node.macs * max(1, node.group) // max(1, int(out_shape[1]))
+        extra = 2 * cols * _elem_bytes(node.fmt)
+    return replace(node, op_class="conv", input_bytes=node.input_bytes + extra)
+
+
+def _winograd(node: NodeCost, m: int) -> NodeCost:
+    """Winograd F(m, 3): (m+2)² multiplies per m² outputs per input channel instead of 9 m²;
+    weights pre-transformed ((m+2)²/9 larger); tiles transformed in and out."""
+    tile = (m + 2) ** 2
+    ratio = tile / (9.0 * m * m)
+    expand = tile / float(m * m)
+    return replace(
+        node, op_class="winograd",
+        flops=int(node.flops * ratio), macs=int(node.macs * ratio),
+        weight_bytes=int(node.weight_bytes * tile / 9.0),
+        input_bytes=int(node.input_bytes * (1 + 2 * expand)),
+        output_bytes=int(node.output_bytes * (1 + 2 * expand)),
+    )
+
+
+def _node_time(node: NodeCost, machine: Machine) -> float:
+    fmt = machine.compute_format(node.fmt)
+    eff = machine.efficiency_of(node.op_class, fmt)
+    compute = node.flops / (machine.peak_flops[fmt] * eff) if node.flops else 0.0
+    return max(compute, node.bytes / machine.bandwidth)
+
+
+def _l2_resident(node: NodeCost, l2_bytes: int, fraction: float) -> NodeCost:
+    """A node whose whole working set fits in the L2 sends ``fraction`` of it to DRAM."""
+    if l2_bytes <= 0 or fraction >= 1.0 or node.bytes > l2_bytes:
+        return node
+    return replace(node, weight_bytes=int(node.weight_bytes * fraction),
+                   input_bytes=int(node.input_bytes * fraction),
+                   output_bytes=int(node.output_bytes * fraction))
+
+
+def plan_nodes(cost: ModelCost, machine: Machine, l2_bytes: int = 0,
+               l2_dram_fraction: float = 1.0,
+               gemm_half_depth: float = 0.0) -> tuple[ModelCost, dict[str, str]]:
+    """The cost with each convolution rewritten into the algorithm ncnn would run, and the
+    choice per layer (``im2col-gemm``, ``gemm-1x1``, ``winograd-f63`` …); nodes that fit in
+    the L2 (``l2_bytes``) send ``l2_dram_fraction`` of their traffic to DRAM."""
+    nodes, choice = [], {}
+    for n in cost.nodes:
+        if n.constant or n.op_class not in ("conv", "grouped"):
+            nodes.append(_l2_resident(n, l2_bytes, l2_dram_fraction))
+            continue
+        depth = _depth(n)
+        a = _deepen(_im2col(n), gemm_half_depth, depth)
+        label = ("gemm-1x1" if a.input_bytes == _im2col(n).input_bytes == n.input_bytes
+                 else "im2col-gemm")
+        if _winograd_eligible(n):
+            m = WINOGRAD_TILE.get(machine.compute_format(n.fmt), 4)
+            w = _deepen(_winograd(n, m), gemm_half_depth, max(1, depth // 9))
+            w = _l2_resident(w, l2_bytes, l2_dram_fraction)
+            a = _l2_resident(a, l2_bytes, l2_dram_fraction)
+            if _node_time(w, machine) < _node_time(a, machine):
+                a, label = w, f"winograd-f{m}3"
+        else:
+            a = _l2_resident(a, l2_bytes, l2_dram_fraction)
+        nodes.append(a)
+        choice[n.name] = label
+    return replace(cost, nodes=tuple(nodes)), choice
+
+
+def predict(cost: ModelCost, target: TargetSpec, threads: int = 1, precision: str = "fp32",
+            clock_hz: float | None = None,
+            constants: ArmConstants | None = None) -> tuple[RooflineEstimate, ArmPlan, Machine]:
+    """Batch-1 latency of a model's cost on ``threads`` cores of an ARM target.
+
+    ``precision`` ``int8`` runs every fp32 node in int8 (ncnn's int8 inference with int8
+    weights and activations); a QDQ model's cost is int8 already.
+    """
+    run = cost.in_format("int8") if precision == "int8" else cost
+    machine, k, plan = arm_machine(target, threads, clock_hz, constants)
+    planned, choice = plan_nodes(run, machine, plan.l2_bytes, k.l2_dram_fraction,
+                                    k.gemm_half_depth)
+    est = estimate_latency(planned, machine, 1)
+    return est, replace(plan, algorithms=choice), machine
