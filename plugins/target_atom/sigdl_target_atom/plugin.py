@@ -9,10 +9,14 @@ from __future__ import annotations
 from sigdl_core import hookimpl
 from sigdl_core.interfaces import EmulatorOption, EmulatorSpec, TargetSpec
 
+from .calibration import EVIDENCE
 from .datasheet import EMULATOR_NAME, TARGETS
 
 #: The options of the Atom emulator; the core validates a user's values against these.
 EMULATOR_OPTIONS: tuple[EmulatorOption, ...] = (
+    EmulatorOption("precision", str, "fp32", "fp32: the model as given; int8: its int8 (QDQ) form, "
+                   "what OpenVINO's int8 path runs, scaled by an int8 reference kernel",
+                   choices=("fp32", "int8")),
     EmulatorOption("clock", str, "base", "base: the sustained clock, safe for a real-time budget; "
                    "burst: the 1.8 GHz burst clock", choices=("base", "burst")),
     EmulatorOption("memory_bytes", int, None, "the board's RAM in bytes (default: the target's datasheet "
@@ -50,5 +54,6 @@ def sigdl_emulators() -> list[EmulatorSpec]:
             "Atom's cores and memory, and scales the time to its clock and micro-architecture",
             factory=_emulator,
             options=EMULATOR_OPTIONS,
+            calibration=EVIDENCE,
         )
     ]

@@ -11,10 +11,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sigdl_core.emulation import missing_provenance
-from sigdl_core.emulation.harness import host_cpus
 from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import ArrayDataset, Method
 from sigdl_core.plugins import load_plugins
+from sigdl_target_atom.calibration import ATOM_CONSTANTS, parallel_factor, single_core_ms
 
 ATOM_TARGETS = {"atom-x5-e3930", "atom-x5-e3940", "aws-deeplens"}
 
@@ -90,14 +90,24 @@ def test_atom_emulate_fills_every_field_with_provenance(registry, tmp_path):
     assert "ESTIMATE" in report.provenance["power_w"].detail
     cal = report.extra["calibration"]
     ex = report.extra["execution"]
-    # the reported latency is the measured host latency times the documented factor
-    assert report.latency_ms_p50 == pytest.approx(ex["latency_ms_p50"] * cal["factor"])
-    assert cal["atom_gflops"] == pytest.approx(8 * 1.3 * 0.70 * 2)
-    # Atom time = (model time / reference time, measured in back-to-back pairs) × the
-    # reference layer's time at the Atom's 8 FLOP/cycle × 1.3 GHz × 0.70 × 2 cores
-    assert cal["host_gflops"] > 0.5 and cal["model_to_reference"] > 0
+    # Atom time = (model / reference time on one host core, 10th percentiles of interleaved
+    # runs) × the reference layer's time on one Atom core (8 FLOP/cycle × 1.3 GHz × η)
+    # + layers × per-layer time, × the Amdahl factor of the target's 2 cores
+    c = ATOM_CONSTANTS
+    assert cal["model_to_reference"] == pytest.approx(ex["model_to_reference_low"])
+    assert cal["atom_reference_ms"] == pytest.approx(cal["reference_flops"] / (8 * 1.3e9 * c["fp32_efficiency"]) * 1e3)
+    assert cal["parallel_factor"] == pytest.approx((1 - c["parallel_fraction"]) + c["parallel_fraction"] / 2)
     assert report.latency_ms_p50 == pytest.approx(
-        cal["model_to_reference"] * cal["reference_flops"] / (cal["atom_gflops"] * 1e9) * 1e3)
+        (cal["model_to_reference"] * cal["atom_reference_ms"] + cal["layers"] * c["per_layer_s"] * 1e3)
+        * cal["parallel_factor"])
+    assert ex["threads"] == 1 and ex["runs"] >= 10
+    spread = report.extra["latency_ms_spread"]
+    assert spread["runs"] == ex["runs"] and spread["p5"] <= spread["p50"] <= spread["p95"]
+    assert spread["estimate"] == pytest.approx(report.latency_ms_p50, rel=1e-6)
+    assert 0 < spread["estimate_low"] <= spread["estimate_high"]
+    assert report.latency_ms_p95 == pytest.approx(spread["p95"])
+    evidence = report.extra["evidence"]
+    assert all({"model", "published", "predicted", "error", "sets"} <= set(r) for r in evidence)
     assert report.latency_ms_p50 <= report.latency_ms_p95
     assert report.fps_batch1 == pytest.approx(1e3 / report.latency_ms_p50)
     assert report.fps_best >= report.fps_batch1 * 0.999 and report.best_batch in (1, 2, 4, 8)
@@ -115,10 +125,14 @@ def test_atom_clock_scaling_and_memory_limit(registry, tmp_path):
     opts = {"host_gflops": 20.0, "batch_sizes": [1], "repeats": 5, "max_seconds": 3}
     base = emu.emulate(path, target, None, opts)
     burst = emu.emulate(path, target, None, {**opts, "clock": "burst"})
-    # the factor follows the clock: 20 GFLOP/s per host core used over 8 × f × 0.70 × 2 cores
-    n = min(2, len(host_cpus()))
-    assert base.extra["calibration"]["factor"] == pytest.approx(20.0 * n / (8 * 1.3 * 0.7 * 2))
-    assert base.extra["calibration"]["factor"] / burst.extra["calibration"]["factor"] == pytest.approx(1.8 / 1.3)
+    # with the host's speed given, the ratio is the model's uncontended time over the
+    # reference's FLOPs at 20 GFLOP/s; the compute part follows the clock, layers do not
+    for rep, hz in ((base, 1.3e9), (burst, 1.8e9)):
+        cal, ex = rep.extra["calibration"], rep.extra["execution"]
+        ratio = ex["latency_ms_low"] / (cal["reference_flops"] / 20e9 * 1e3)
+        assert cal["model_to_reference"] == pytest.approx(ratio)
+        assert rep.latency_ms_p50 == pytest.approx(
+            single_core_ms(ratio, cal["reference_flops"], cal["layers"], "fp32", hz) * parallel_factor(2))
     assert base.accuracy is None  # no data: timing only
     tiny = emu.emulate(path, target, None, {**opts, "memory_bytes": 1})
     assert tiny.fits is False and any("does not fit" in w for w in tiny.warnings)
@@ -134,3 +148,65 @@ def test_atom_bad_options_are_bad_input(registry, tmp_path):
                 {"host_gflops": -1.0}):
         with pytest.raises(InvalidValueError):
             emu.emulate(path, target, None, bad)
+
+
+def conv_net(tmp_path, seed: int = 0):
+    """Two 3×3 convolutions (16→32→32 at 32²), global pooling and a 10-way Gemm."""
+    rng = np.random.default_rng(seed)
+
+    def w(*shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.1).astype(np.float32))
+
+    inits = [w(32, 16, 3, 3), w(32), w(32, 32, 3, 3), w(32), w(10, 32), w(10)]
+    for t, name in zip(inits, ("w1", "b1", "w2", "b2", "wf", "bf")):
+        t.name = name
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1] * 4),
+         helper.make_node("Relu", ["c1"], ["r1"]),
+         helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], pads=[1] * 4),
+         helper.make_node("Relu", ["c2"], ["r2"]),
+         helper.make_node("GlobalAveragePool", ["r2"], ["p"]),
+         helper.make_node("Flatten", ["p"], ["f"]),
+         helper.make_node("Gemm", ["f", "wf", "bf"], ["logits"], transB=1)],
+        "convnet", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 16, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / f"convnet{seed}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_atom_int8_runs_the_int8_model_and_is_faster_than_fp32(registry, tmp_path):
+    path = conv_net(tmp_path)
+    target = registry.get("target", "atom-x5-e3940")
+    emu = registry.emulator("atom")
+    opts = {"batch_sizes": [1], "repeats": 20, "max_seconds": 5}
+    fp32 = emu.emulate(path, target, None, opts)
+    int8 = emu.emulate(path, target, None, {**opts, "precision": "int8"})
+    cal8 = int8.extra["calibration"]
+    assert cal8["precision"] == "int8" and "quantize_static" in cal8["int8_model"]
+    assert "int8" in int8.extra["calibration"]["reference"]
+    # scaled by the int8 reference at 32 ops/cycle × η_int8, timed the same way as fp32
+    assert cal8["atom_reference_ms"] == pytest.approx(
+        cal8["reference_flops"] / (32 * 1.6e9 * ATOM_CONSTANTS["int8_efficiency"]) * 1e3)
+    assert int8.latency_ms_p50 < fp32.latency_ms_p50
+    assert "executed (int8" in int8.provenance["latency_ms_p50"].detail
+
+
+@pytest.mark.slow
+def test_atom_spread_is_reported_and_same_graphs_agree_in_kind(registry, tmp_path):
+    """Presence and consistency of the spread (not a timing test): two models with the same
+    graph and different weights get estimates whose ranges are reported alike."""
+    target = registry.get("target", "atom-x5-e3930")
+    emu = registry.emulator("atom")
+    reps = [emu.emulate(conv_net(tmp_path, seed), target, None, {"batch_sizes": [1], "repeats": 20})
+            for seed in (0, 1)]
+    for rep in reps:
+        s = rep.extra["latency_ms_spread"]
+        assert set(s) >= {"p5", "p50", "p95", "runs", "estimate", "estimate_low", "estimate_high", "host_load"}
+        assert s["runs"] >= 20 and s["estimate_low"] <= s["estimate_high"]
+    # the same graph: the same layer count and reference, so only the measured ratio differs
+    a, b = (r.extra["calibration"] for r in reps)
+    assert a["layers"] == b["layers"] and a["reference_flops"] == b["reference_flops"]
