@@ -646,22 +646,23 @@ def check_framework_loading_runs_no_code(registry: Any, framework: str, folder: 
         marker = Path(folder) / f"code-ran-{i}"
         path = Path(folder) / f"hostile{suffix}"
         path.write_bytes(pickle.dumps(_RunsCode(marker), protocol=2))
+        error: Exception | None = None
         try:
             fw.load(path, architecture=arch.name if arch else None,
                     input_shape=arch.input_shape if arch else None, num_classes=arch.num_classes if arch else None)
-        except BadInputError:
-            pass
         except Exception as exc:
-            raise ContractError("framework", framework, contract,
-                                f"loading a hostile {suffix} file raised {type(exc).__name__}: {exc}",
-                                "catch the loader's errors and raise ModelFileError (or UnsafeFileError)") from None
-        else:
-            raise ContractError("framework", framework, contract, f"a pickle in a {suffix} file loaded as a model",
-                                "load with a safe loader (torch.load(weights_only=True), np.load(allow_pickle="
-                                "False), Keras safe_mode) and refuse anything else")
+            error = exc
         if marker.exists():
             raise ContractError("framework", framework, contract, f"loading a {suffix} file ran code from it",
-                                "never unpickle model files; use a loader that cannot run code")
+                                "never unpickle model files: load with a loader that cannot run code "
+                                "(torch.load(weights_only=True), np.load(allow_pickle=False), Keras safe_mode)")
+        if error is None:
+            raise ContractError("framework", framework, contract, f"a pickle in a {suffix} file loaded as a model",
+                                "check what the file holds and refuse anything that is not a model")
+        if not isinstance(error, BadInputError):
+            raise ContractError("framework", framework, contract,
+                                f"loading a hostile {suffix} file raised {type(error).__name__}: {error}",
+                                "catch the loader's errors and raise ModelFileError (or UnsafeFileError)")
 
 
 FRAMEWORK_CHECKS = (check_framework_weights_round_trip, check_framework_onnx_matches,
