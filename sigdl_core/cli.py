@@ -246,8 +246,8 @@ FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="The fr
 EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="Training epochs.")]
 LrOpt = Annotated[Optional[float], typer.Option("--lr", help="Initial learning rate.")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Samples per optimizer step.")]
-OptimizerOpt = Annotated[Optional[str], typer.Option("--optimizer", help="sgd or adam.")]
-ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="constant, step or cosine.")]
+OptimizerOpt = Annotated[Optional[str], typer.Option("--optimizer", help="An optimizer by name: sgd, adam, adamw, rmsprop … (the framework's own).")]
+ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="constant, step, cosine, or a scheduler by name (e.g. ExponentialLR).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of every random choice.")]
 
 
@@ -326,6 +326,7 @@ def run_cmd(
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder where it stopped.")] = None,
     new_data: Annotated[Optional[Path], typer.Option("--new-data", help="A folder of labelled field samples (one subfolder per class) to add to retraining.")] = None,
     example: Annotated[bool, typer.Option("--example", help="Print a commented example recipe and exit.")] = False,
+    schema: Annotated[bool, typer.Option("--schema", help="Print the recipe's JSON Schema (for editors) and exit.")] = False,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -334,6 +335,11 @@ def run_cmd(
         from .recipe import EXAMPLE
 
         sys.stdout.write(EXAMPLE)
+        return
+    if schema:
+        from .recipe import json_schema
+
+        _emit_json(json_schema())
         return
     from .loop import Session, SilentObserver, default_run_dir, run_loop
     from .recipe import Recipe
@@ -629,21 +635,33 @@ def test_cmd(
             m = fw.load(model_file, architecture=model)
             onnx_path = fw.export_onnx(m, Path(tmp) / "model.onnx")
         reports = []
+        board_failure: SigdlError | None = None
         with _observer(quiet, json_out) as observer:
             for one in bound:
                 observer.stage_started("emulate", {"target": str(one.ref)})
                 start = time.perf_counter()
-                rep = emulate_target(registry, one, onnx_path, data)
+                try:
+                    rep = emulate_target(registry, one, onnx_path, data)
+                except SigdlError as exc:
+                    if one.remote is None or isinstance(exc, BadInputError) or board_failure is not None:
+                        raise
+                    board_failure = exc  # a board that failed mid-run: keep the other targets' results
+                    _print(f"[red]error[/] {one.name}: {exc.one_line()}")
+                    continue
                 observer.stage_finished("emulate", {"seconds": time.perf_counter() - start})
                 reports.append(rep)
     if json_out:
         _emit_json({"model": str(model_file), "dataset": data.name if data else None,
-                    "targets": {r.target: r.to_dict() for r in reports}})
+                    "targets": {r.target: r.to_dict() for r in reports},
+                    **({"errors": {"board": board_failure.one_line()}} if board_failure else {})})
     else:
-        _print(comparison_table(reports))
+        if reports:
+            _print(comparison_table(reports))
         for r in reports:
             for w in r.warnings:
                 _print(f"[yellow]warning[/] {r.target}: {w}")
+    if board_failure is not None:
+        raise board_failure
     if not all(r.fits for r in reports):  # the model cannot run on a target: a CI gate fails
         raise typer.Exit(1)
 
@@ -674,6 +692,19 @@ def comparison_table(reports: Sequence[Any]) -> Any:
         ["energy / inference"] + [fmt(r.energy_mj, " mJ") + method(r, "energy_mj") for r in reports],
         ["fits"] + ["yes" if r.fits else "NO" for r in reports],
     ]
+    # a real board (NAME@HOST, measured) beside its emulator (NAME): the emulator's error
+    by_name = {r.target: r for r in reports}
+    twins = {r.target: by_name.get(r.target.split("@", 1)[0]) for r in reports if "@" in r.target}
+    if any(twins.values()):
+        def error(r: Any, key: str) -> str:
+            twin = twins.get(r.target)
+            mine, theirs = getattr(r, key), getattr(twin, key, None) if twin else None
+            if not mine or theirs is None:
+                return ""
+            return f"{(theirs / mine - 1) * 100:+.1f} %"
+
+        rows.append(["emulator error, latency p50 (vs board)"] + [error(r, "latency_ms_p50") for r in reports])
+        rows.append(["emulator error, peak memory (vs board)"] + [error(r, "peak_memory_bytes") for r in reports])
     return table("Re-test on targets", ["", *[r.target for r in reports]], rows)
 
 

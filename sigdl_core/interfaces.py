@@ -157,16 +157,25 @@ class Accuracy:
         return {"top1": self.top1, "top5": self.top5, "samples": self.samples}
 
 
-_OPTIMIZERS = ("sgd", "adam")
-_SCHEDULES = ("constant", "step", "cosine")
+#: Learning-rate schedules every framework knows; a framework may take more by name (its own
+#: library's schedulers, e.g. ``torch.optim.lr_scheduler``'s ``ExponentialLR``).
+SCHEDULES = ("constant", "step", "cosine")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
     """How to train: optimizer, learning-rate schedule, batch size, epochs and seed.
 
-    ``schedule`` is ``constant``, ``step`` (multiply by ``gamma`` every ``step_size`` epochs)
-    or ``cosine`` (anneal to zero over the run). Training under one seed is deterministic.
+    Framework-neutral: ``optimizer`` is a name the framework resolves in its own library
+    (``sgd``, ``adam``, ``adamw``, ``rmsprop`` … for PyTorch's ``torch.optim``, matched
+    without regard to case), given ``lr``, ``weight_decay`` and ``optimizer_params`` (its
+    other keyword arguments, e.g. ``{"betas": [0.9, 0.99]}``); ``momentum`` goes to the
+    optimizers that take one (SGD, RMSprop).
+    ``schedule`` is ``constant``, ``step`` (multiply by ``gamma`` every ``step_size``
+    epochs), ``cosine`` (anneal to zero over the run, per step), or the name of one of the
+    framework's schedulers with ``schedule_params`` as its keyword arguments.
+    :meth:`Framework.check_settings` tells whether a framework knows the names and arguments.
+    Training under one seed is deterministic.
     """
 
     epochs: int = 10
@@ -179,6 +188,8 @@ class TrainSettings:
     step_size: int = 5
     gamma: float = 0.1
     seed: int = 0
+    optimizer_params: Mapping[str, Any] = field(default_factory=dict)
+    schedule_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str) -> InvalidValueError:
@@ -188,10 +199,11 @@ class TrainSettings:
             raise bad("epochs", "must be a whole number >= 0")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise bad("batch_size", "must be a whole number >= 1")
-        if self.optimizer not in _OPTIMIZERS:
-            raise bad("optimizer", f"is not one of {', '.join(_OPTIMIZERS)}")
-        if self.schedule not in _SCHEDULES:
-            raise bad("schedule", f"is not one of {', '.join(_SCHEDULES)}")
+        for name in ("optimizer", "schedule"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.isidentifier():
+                raise bad(name, "must be a name, e.g. sgd, adamw, rmsprop" if name == "optimizer"
+                          else "must be a name: " + ", ".join(SCHEDULES) + " or a scheduler's")
         for name in ("lr", "momentum", "weight_decay", "gamma"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -200,9 +212,15 @@ class TrainSettings:
             raise bad("lr", "must be > 0")
         if not isinstance(self.step_size, int) or self.step_size < 1:
             raise bad("step_size", "must be a whole number >= 1")
+        for name in ("optimizer_params", "schedule_params"):
+            value = getattr(self, name)
+            if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+                raise bad(name, "must be a mapping of keyword arguments")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["optimizer_params"], out["schedule_params"] = dict(self.optimizer_params), dict(self.schedule_params)
+        return out
 
 
 @dataclass
@@ -274,6 +292,15 @@ class Framework(ABC):
         progress: ProgressCallback | None = None,
     ) -> TrainHistory:
         """Trains in place; ``projection`` runs after every optimizer step."""
+
+    def check_settings(self, settings: TrainSettings) -> None:
+        """Raises :class:`~sigdl_core.errors.InvalidValueError` (one line) when this framework
+        does not know ``settings``' optimizer or schedule, or their parameters.
+
+        The core calls it before any work starts, so that a misspelt optimizer fails at once
+        rather than after loading data; the default accepts everything (then :meth:`train`
+        is where a bad name fails).
+        """
 
     @abstractmethod
     def evaluate(
@@ -431,6 +458,8 @@ class Compressor(ABC):
 class Method(str, enum.Enum):
     """How an emulator obtained a number, from most to least direct."""
 
+    MEASURED = "measured on the board"
+    """Measured on the real target, reached over SSH (the target's own runtime and clock)."""
     EXECUTED = "executed"
     """Run for real on this host under the target's limits (cores, memory), then scaled."""
     BIT_EXACT = "bit-exact"
@@ -591,6 +620,9 @@ class ModelSpec:
 
     ``parameters`` is the canonical trainable-parameter count at ``input_shape`` and
     ``num_classes``; ``dataset`` is the dataset it is usually trained on, if it is small.
+    ``train_defaults`` are the :class:`TrainSettings` fields this model trains well with
+    (``{"lr": 0.01, "epochs": 12}``); a recipe's or a flag's value wins over them, and
+    fields left out take :class:`TrainSettings`' defaults.
     """
 
     name: str
@@ -601,6 +633,7 @@ class ModelSpec:
     parameters: int
     dataset: str | None = None
     source: str = ""
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

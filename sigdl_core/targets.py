@@ -372,11 +372,43 @@ class BoundTarget:
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        """The key of its report: the target's name, ``NAME@HOST`` for a real board."""
+        return self.spec.name if self.ref.remote is None else f"{self.spec.name}@{self.ref.remote.host}"
 
     @property
     def remote(self) -> RemoteBoard | None:
         return self.ref.remote
+
+
+#: The emulator a real board (``NAME@USER@HOST``) is bound to; a plugin registers it
+#: (sigdl-target-remote does). Its options include the :class:`RemoteBoard` fields.
+REMOTE_EMULATOR = "remote"
+
+
+def _bind_board(registry: Registry, ref: TargetRef, spec: TargetSpec,
+                emulator: EmulatorSpec) -> list[BoundTarget]:
+    """A real board: the target's own emulator (its twin, for the side-by-side error) and
+    the board itself through :data:`REMOTE_EMULATOR`. Each option goes to whichever of the
+    two declares it (both, if both do); one neither declares is an error."""
+    if REMOTE_EMULATOR not in registry.names("emulator"):
+        raise BadInputError(f"target '{ref}' is a real board, and re-testing over SSH is not installed",
+                            "pip install sigdl-target-remote, or drop the @USER@HOST part to use the emulator")
+    board = registry.get("emulator", REMOTE_EMULATOR)
+    own = {o.name for o in emulator.options}
+    theirs = {o.name for o in board.options}
+    for key in ref.options:
+        if key not in own | theirs:
+            validate_options(tuple(emulator.options) + tuple(o for o in board.options if o.name not in own),
+                             {key: ref.options[key]}, spec, f"target '{ref.name}' on a real board")
+    twin_ref = TargetRef(name=ref.name, options={k: v for k, v in ref.options.items() if k in own})
+    twin = BoundTarget(ref=twin_ref, spec=spec, emulator=emulator,
+                       options=validate_options(emulator.options, twin_ref.options, spec, f"target '{spec.name}'"))
+    remote = ref.remote
+    assert remote is not None
+    given = {k: v for k, v in remote.to_dict().items() if v is not None and k in theirs}
+    given.update({k: v for k, v in ref.options.items() if k in theirs})
+    options = validate_options(board.options, given, spec, f"board '{ref}'")
+    return [twin, BoundTarget(ref=ref, spec=spec, emulator=board, options=options)]
 
 
 def resolve_targets(registry: Registry, refs: Sequence[TargetRef | str]) -> list[BoundTarget]:
@@ -397,8 +429,8 @@ def resolve_targets(registry: Registry, refs: Sequence[TargetRef | str]) -> list
                                 "re-test on a target once per run; compare option settings with one 'sigdl test' per setting")
         seen.add(spec.name)
         if ref.remote is not None:
-            raise BadInputError(f"target '{ref}' is a real board, and re-testing over SSH is not installed",
-                                "drop the @USER@HOST part to use the emulator")
+            out.extend(_bind_board(registry, ref, spec, emulator))
+            continue
         options = validate_options(emulator.options, ref.options, spec, f"target '{spec.name}'")
         out.append(BoundTarget(ref=ref, spec=spec, emulator=emulator, options=options))
     return out
