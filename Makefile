@@ -32,7 +32,12 @@ install: $(STAMP)
 run: install
 	$(SIGDL) run
 
-test: install
+# The real-board tests (plugins/target_remote) run against OpenSSH's sshd on 127.0.0.1.
+SSHD := /usr/sbin/sshd
+$(SSHD):
+	-apt-get install -y -qq openssh-server || (apt-get update -qq && apt-get install -y -qq openssh-server)
+
+test: install $(SSHD)
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
 
 # The documentation site (mkdocs.yml, docs/) into site/, strict: a broken reference or link fails.
@@ -40,7 +45,7 @@ docs: install
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 # The benchmarks, then BENCHMARKS.md written from their results (bench/results/*.md).
-BENCHES := cli_startup emulation_calibration calibration_movidius_c66x quant_coding_speed \
+BENCHES := cli_startup emulation_calibration calibration_movidius_c66x arm_calibration quant_coding_speed \
            sparse_fc model_inference deep_compression loop
 bench: install
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done

@@ -21,6 +21,8 @@ SECTIONS = [
     ("Emulator calibration against published latencies (issue 4)", "emulation_calibration",
      "Every prediction against a published batch-1 measurement; one set of constants per board."),
     ("Movidius and C66x calibration (issue 4)", "calibration_movidius_c66x", ""),
+    ("ARM CPUs against ncnn's benchncnn (issue 11)", "arm_calibration",
+     "Fitted to the Raspberry Pi 4B rows only; the other boards' rows are held-out judgement."),
     ("Sparse fully connected layers at batch 1 (issue 3)", "sparse_fc",
      "The sparse inference path (`SparseLinear`) against dense torch at Deep Compression's densities."),
     ("Whole-model inference: sparse and thinned models (issue 3)", "model_inference", ""),
