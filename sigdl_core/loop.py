@@ -81,6 +81,17 @@ class Session:
 
     def __post_init__(self) -> None:
         self.stages: dict[str, dict[str, Any]] = {}
+        self.recipe = self._with_model_defaults(self.recipe)
+
+    def _with_model_defaults(self, recipe: Recipe) -> Recipe:
+        """The recipe with the zoo model's own training defaults where it set none."""
+        if recipe.model_path() is not None:
+            return recipe
+        try:
+            spec = self.plugins.registry.get("model", recipe.model, framework=recipe.framework or None)
+        except BadInputError:
+            return recipe  # check() says what is wrong
+        return recipe.for_model(spec.train_defaults) if spec.train_defaults else recipe
 
     @contextlib.contextmanager
     def stage(self, name: str, info: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -110,6 +121,10 @@ class Session:
         registry.dataset_spec(self.recipe.dataset)
         for name in self.recipe.compress["chain"]:
             registry.get("compressor", name)
+        fw = registry.framework(framework)
+        fw.check_settings(self.recipe.train)
+        if self.recipe.compress["chain"]:
+            fw.check_settings(self.recipe.retrain_settings())
         if self.decides() and not self.recipe.validation:
             raise BadInputError("this run decides on accuracy (a search or a budget), but 'validation' is 0",
                                 "set validation: 0.1 (or --validation 0.1): decisions use a validation split, "

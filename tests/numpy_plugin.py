@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sigdl_core import hookimpl
-from sigdl_core.errors import ModelFileError
+from sigdl_core.errors import InvalidValueError, ModelFileError
 from sigdl_core.files import atomic_path
 from sigdl_core.interfaces import (
     Accuracy,
@@ -72,6 +72,11 @@ class NumpyFramework(Framework):
     def _logits(self, model: Model, x: np.ndarray) -> np.ndarray:
         return x.reshape(len(x), -1) @ model.native["fc.weight"].T + model.native["fc.bias"]
 
+    def check_settings(self, settings: TrainSettings) -> None:
+        if settings.optimizer != "sgd" or settings.optimizer_params:
+            raise InvalidValueError(f"framework 'numpy' trains with plain sgd, not optimizer '{settings.optimizer}'",
+                                    "set optimizer: sgd without optimizer_params")
+
     def train(self, model: Model, data: ArrayDataset, settings: TrainSettings, projection: Any = None,
               progress: Any = None) -> TrainHistory:
         TRAIN_CALLS.append(settings.epochs)
@@ -100,7 +105,7 @@ class NumpyFramework(Framework):
         return history
 
     def evaluate(self, model: Model, data: ArrayDataset, split: str = "test") -> Accuracy:
-        x, y = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+        x, y = data.arrays(split)
         logits = self._logits(model, x)
         top5 = np.argsort(-logits, 1)[:, :5]
         return Accuracy(float((top5[:, 0] == y).mean()), float((top5 == y[:, None]).any(1).mean()), len(y))

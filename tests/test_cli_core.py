@@ -109,7 +109,9 @@ def test_corrupt_model_file_gets_one_line(sigdl_cli, numpy_plugin, tmp_path) -> 
     ("train:\n  epocs: 3\n", "unknown recipe key 'train.epocs'; did you mean 'epochs'?"),
     ("train:\n  epochs: three\n", "'train.epochs' is 'three', expected a whole number"),
     ("train:\n  epochs: true\n", "expected a whole number"),
-    ("train:\n  optimizer: rmsprop\n", "allowed: sgd, adam"),
+    ("train:\n  optimizer: 3\n", "'train.optimizer' is 3, expected text"),
+    ("train:\n  schedule: 3\n", "'train.schedule' is 3, expected text"),
+    ("search:\n  strategy: greedy\n", "allowed: auto, fixed"),
     ("- just\n- a list\n", "must be a mapping"),
     ("model: [unclosed\n", "is not valid YAML"),
 ])

@@ -3,11 +3,10 @@
 :class:`TorchFramework` implements :class:`sigdl_core.interfaces.Framework` for the zoo of
 :mod:`sigdl_framework_torch.models`.
 
-**Training** is plain mini-batch SGD with momentum (Polyak 1964; Sutskever et al., ICML
-2013) or Adam (Kingma & Ba, ICLR 2015) on cross-entropy, with a constant, step or cosine
-(Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts; applied per step) learning-rate
-schedule. The update rules are :mod:`sigdl_framework_torch.optimizers`, which compute
-``torch.optim``'s updates without importing ``torch._dynamo`` (seconds per process). The
+**Training** is mini-batch training on cross-entropy with any ``torch.optim`` optimizer by
+name (SGD with momentum, Adam, AdamW, RMSprop …) and a ``torch.optim.lr_scheduler``
+schedule: constant, step, cosine (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts;
+applied per step) or any scheduler by name (:mod:`sigdl_framework_torch.optimization`). The
 whole training split is held as one tensor and batches are gathered with a seeded
 permutation per epoch, without ``DataLoader`` worker processes: on two CPU cores the
 per-batch overhead of a loader would dominate these small models. Convolutional models run
@@ -85,7 +84,7 @@ from sigdl_core.interfaces import (
 )
 
 from .models import ARCHITECTURES, build_module, count_parameters
-from .optimizers import Adam, MomentumSGD
+from .optimization import check_settings, make_optimizer, make_scheduler
 from .plugin import FRAMEWORK, MODEL_CATALOG, RECOMMENDED_SETTINGS
 
 __all__ = ["CHECKPOINT_FORMAT", "OUTPUT_LAYER", "RECOMMENDED_SETTINGS", "TorchFramework"]
@@ -487,6 +486,9 @@ class TorchFramework(Framework):
         yt = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
         return xt, yt
 
+    def check_settings(self, settings: TrainSettings) -> None:
+        check_settings(settings)
+
     def train(
         self,
         model: Model,
@@ -509,13 +511,8 @@ class TorchFramework(Framework):
         step = 0
         with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
             torch.manual_seed(int(settings.seed))
-            optimizer: MomentumSGD | Adam
-            if settings.optimizer == "sgd":
-                optimizer = MomentumSGD(
-                    module.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
-                )
-            else:
-                optimizer = Adam(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+            optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings)
+            schedule = make_scheduler(optimizer, settings, total_steps)
             shared = _ProjectionViews(self._float_state(module)) if projection is not None else None
             module.train()
             try:
@@ -529,12 +526,12 @@ class TorchFramework(Framework):
                         if layout is not None:
                             xb = xb.contiguous(memory_format=layout)
                         yb = y.index_select(0, idx)
-                        optimizer.lr = settings.lr * _lr_factor(settings, epoch, step, total_steps)
                         optimizer.zero_grad()
                         logits = module(xb)
                         loss = F.cross_entropy(logits, yb)
                         loss.backward()
                         optimizer.step()
+                        schedule.after_batch()
                         if shared is not None:
                             shared.apply(projection)
                         value = loss.item()
@@ -550,6 +547,7 @@ class TorchFramework(Framework):
                             progress(f"train epoch {epoch + 1}/{settings.epochs}", step, total_steps)
                     history.loss.append(loss_sum / n)
                     history.train_top1.append(correct / n)
+                    schedule.after_epoch(loss_sum / n)
             finally:
                 optimizer.zero_grad()
                 module.eval()
@@ -560,8 +558,8 @@ class TorchFramework(Framework):
         self, model: Model, data: ArrayDataset,
         split: Literal["train", "validation", "test"] = "test",
     ) -> Accuracy:
-        if split not in ("train", "test"):
-            raise InvalidValueError(f"split '{split}' is neither 'train' nor 'test'")
+        if split not in ("train", "validation", "test"):
+            raise InvalidValueError(f"split '{split}' is not 'train', 'validation' or 'test'")
         module = self._module(model)
         x, y = self._tensors(model, data, split)
         batch = max(1, min(1024, _EVAL_VALUES_PER_BATCH // max(1, math.prod(model.input_shape))))
@@ -699,14 +697,6 @@ class _ProjectionViews:
             projection(self.views)
             for tensor, mirror in self.mirrors:
                 tensor.copy_(mirror)
-
-
-def _lr_factor(settings: TrainSettings, epoch: int, step: int, total_steps: int) -> float:
-    if settings.schedule == "constant":
-        return 1.0
-    if settings.schedule == "step":
-        return float(settings.gamma) ** (epoch // settings.step_size)
-    return 0.5 * (1.0 + math.cos(math.pi * step / total_steps))  # cosine, per step
 
 
 def _kind_of(owner: nn.Module, attr: str) -> LayerKind:

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from sigdl_core.errors import (
+    BadInputError,
     InvalidValueError,
     ModelFileError,
     UnknownNameError,
@@ -20,8 +21,8 @@ from sigdl_core.errors import (
 )
 from sigdl_core.interfaces import COMPRESSIBLE_KINDS, ArrayDataset, Framework, TrainSettings
 from sigdl_framework_torch.datasets import load_digits, load_mnist5k
-from sigdl_framework_torch.framework import TorchFramework, _lr_factor
-from sigdl_framework_torch.optimizers import Adam, MomentumSGD
+from sigdl_framework_torch.framework import TorchFramework
+from sigdl_framework_torch.optimization import make_optimizer, make_scheduler
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -396,40 +397,60 @@ def test_torch_evaluate_top5_covers_few_classes(fw, digits):
     assert full.samples == len(digits.y_train) and full.top1 <= full.top5
 
 
+def _learning_rates(settings: TrainSettings, batches_per_epoch: int) -> list[float]:
+    """The learning rate of every batch of a run, as the framework's schedule sets it."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = make_optimizer([param], settings)
+    schedule = make_scheduler(optimizer, settings, batches_per_epoch * settings.epochs)
+    rates = []
+    for _ in range(settings.epochs):
+        for _ in range(batches_per_epoch):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.after_batch()
+        schedule.after_epoch(1.0)
+    return rates
+
+
 def test_torch_learning_rate_schedules():
-    cosine = TrainSettings(epochs=10, schedule="cosine")
-    assert _lr_factor(cosine, 0, 0, 100) == 1.0
-    assert _lr_factor(cosine, 5, 50, 100) == pytest.approx(0.5)
-    assert _lr_factor(cosine, 9, 99, 100) < 0.001
-    step = TrainSettings(schedule="step", step_size=3, gamma=0.1)
-    assert [_lr_factor(step, e, 0, 1) for e in (0, 2, 3, 6)] == pytest.approx([1, 1, 0.1, 0.01])
-    assert _lr_factor(TrainSettings(schedule="constant"), 7, 70, 100) == 1.0
+    cosine = _learning_rates(TrainSettings(epochs=10, lr=1.0, schedule="cosine"), 10)
+    assert cosine[0] == 1.0 and cosine[50] == pytest.approx(0.5) and cosine[99] < 0.001
+    step = _learning_rates(TrainSettings(epochs=7, lr=1.0, schedule="step", step_size=3, gamma=0.1), 1)
+    assert [step[e] for e in (0, 2, 3, 6)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert set(_learning_rates(TrainSettings(epochs=3, schedule="constant", lr=0.2), 4)) == {0.2}
+    exponential = _learning_rates(TrainSettings(epochs=3, lr=1.0, schedule="ExponentialLR",
+                                                schedule_params={"gamma": 0.5}), 2)
+    assert exponential == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.25])  # a torch scheduler steps per epoch
 
 
-@pytest.mark.parametrize("kind", ["sgd", "adam"])
-def test_torch_optimizers_match_torch_optim(kind):
-    torch.manual_seed(0)
-    reference = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
-    ours = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
-    ours.load_state_dict(reference.state_dict())
-    if kind == "sgd":
-        theirs = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-        mine = MomentumSGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-    else:
-        theirs = torch.optim.Adam(reference.parameters(), lr=0.01, weight_decay=1e-3)
-        mine = Adam(ours.parameters(), lr=0.01, weight_decay=1e-3)
-    for step in range(6):
-        x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
-        for model, opt in ((reference, theirs), (ours, mine)):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        lr = 0.1 * 0.5**step if kind == "sgd" else 0.01
-        for group in theirs.param_groups:
-            group["lr"] = lr
-        mine.lr = lr
-    for a, b in zip(reference.parameters(), ours.parameters()):
-        assert torch.equal(a, b)  # bit for bit
+def test_torch_optimizers_are_torch_optim_by_name_with_their_arguments(fw):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    adamw = make_optimizer(params, TrainSettings(optimizer="AdamW", lr=0.01, weight_decay=0.05,
+                                                 optimizer_params={"betas": [0.8, 0.9]}))
+    assert type(adamw) is torch.optim.AdamW
+    assert adamw.defaults["betas"] == (0.8, 0.9) and adamw.defaults["weight_decay"] == 0.05
+    sgd = make_optimizer(params, TrainSettings(optimizer="sgd", momentum=0.5, optimizer_params={"nesterov": True}))
+    assert type(sgd) is torch.optim.SGD and sgd.defaults["momentum"] == 0.5 and sgd.defaults["nesterov"]
+    rms = make_optimizer(params, TrainSettings(optimizer="rmsprop", momentum=0.0))
+    assert type(rms) is torch.optim.RMSprop
+    for bad, says in [(TrainSettings(optimizer="adamx"), "unknown optimizer 'adamx'"),
+                      (TrainSettings(optimizer="adam", optimizer_params={"beta": 0.9}), "no argument 'beta'"),
+                      (TrainSettings(schedule="warmup"), "unknown learning-rate schedule 'warmup'"),
+                      (TrainSettings(schedule="StepLR", schedule_params={"steps": 2}), "no argument 'steps'"),
+                      (TrainSettings(schedule="cosine", schedule_params={"T_max": 2}), "takes no schedule_params")]:
+        with pytest.raises(BadInputError) as err:
+            fw.check_settings(bad)
+        assert says in err.value.one_line(), err.value.one_line()
+
+
+@pytest.mark.parametrize("optimizer,lr,params", [("adamw", 0.003, {}), ("rmsprop", 0.001, {"alpha": 0.9})])
+def test_torch_adamw_and_rmsprop_train(fw, digits, optimizer, lr, params):
+    model = fw.build("lenet300100", digits.input_shape, 10, seed=0)
+    settings = TrainSettings(epochs=4, batch_size=64, optimizer=optimizer, lr=lr, momentum=0.0,
+                             optimizer_params=params, schedule="constant")
+    history = fw.train(model, digits, settings)
+    assert history.loss[-1] < history.loss[0] / 3
+    assert fw.evaluate(model, digits).top1 > 0.85
 
 
 def test_torch_small_models_train_on_one_thread_and_the_count_is_restored(monkeypatch) -> None:
