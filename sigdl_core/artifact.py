@@ -8,12 +8,13 @@ fixed width, canonical Huffman or rANS). :func:`write_artifact` writes one atomi
 returns its size on disk; :func:`read_artifact` parses and checks one; :func:`decode_weights`
 turns its layers back into float32 arrays, bit-exactly equal to the compressed model's.
 
-Byte layout, version 1 (all integers little-endian; ``varint`` is unsigned LEB128 of at most
+Byte layout, version 2 (all integers little-endian; ``varint`` is unsigned LEB128 of at most
 9 bytes)::
 
     offset  size  field
     0       6     magic b"SIGDL\\x00"
-    6       2     u16 format version (1)
+    6       2     u16 format version (2; version 1 files, which have only layouts 0 and 1,
+                  are read as well)
     8       4     u32 header length H
     12      H     header (below)
     12+H    P     payloads: every stream's bytes, in the order the header lists the streams
@@ -31,6 +32,10 @@ Byte layout, version 1 (all integers little-endian; ``varint`` is unsigned LEB12
                          4 shared-weight codebook (symbol: the cluster's index)
                   layout 0 dense: one value stream, one symbol per element (C order)
                          1 sparse: a value stream and a gap stream of one length (below)
+                         2 circulant (version 2): one value stream holding the defining
+                           vectors of the weight's b x b circulant blocks (below)
+                         3 dct-sparse (version 2): a sparse layout (value and gap streams)
+                           of the weight's 2-D DCT coefficients (below)
         u8      ndim (0..8); ndim x varint dims (each < 2**32)
         int8 only:
           u8      flags: bit 0 set = int8 (qmin -128, qmax 127), clear = uint8 (0, 255)
@@ -39,8 +44,10 @@ Byte layout, version 1 (all integers little-endian; ``varint`` is unsigned LEB12
           C x f32 scales (finite, > 0); C x u8 zero points as symbols (zero point - qmin)
         codebook only:
           varint  K (1..65536); K x f32 centroids (finite)
-        sparse only:
+        sparse and dct-sparse only:
           u8      gap bits b (1..16)
+        circulant only:
+          varint  block size b (a power of two, 2..65536)
         then the layer's streams, the value stream first, then (sparse) the gap stream:
           u8      coder (0 fixed width, 1 Huffman, 2 rANS; formats in sigdl_core.entropy)
           varint  symbol count
@@ -52,6 +59,19 @@ value. When more than ``2**b - 1`` zeros would be skipped, a *filler* entry is i
 real entry of the value stream whose value is an exact zero: symbol 0 (+0.0) for float32 and
 float16, the channel's zero point for int8, and the extra symbol ``K`` for a codebook (which
 is why a sparse codebook's alphabet is ``K + 1``). Elements no entry names are zero.
+
+Circulant layout (Cheng et al. 2015, CirCNN): a weight of shape ``(P, Q, *rest)`` (ndim >= 2)
+is cut along its first two axes into ``b x b`` blocks after zero padding; the value stream
+holds the defining vectors, of shape ``(ceil(P/b), ceil(Q/b), b, *rest)`` in C order, and
+decodes to ``W[i*b + r, j*b + s, ...] = V[i, j, (r - s) mod b, ...]`` cropped to the shape
+(:func:`sigdl_core.structured_weights.expand_circulant`). The padding's vector entries are
+stored, so they count in the file's size. Int8 circulant values are per tensor (axis 255).
+
+Dct-sparse layout (Liu et al. 2018, frequency-domain pruning): a weight whose last two dims
+are equal (``k x k`` kernels) is stored as the sparse layout of its orthonormal 2-D DCT-II
+coefficients (same shape); it decodes to those coefficients, then per kernel to
+:func:`sigdl_core.structured_weights.idct2` of them (float64 in a fixed order, rounded to
+float32: the same bits on every machine).
 
 Whatever the stored form, a layer decodes to a float32 array of its shape (the "values"
 nibble is the stored dtype). Value alphabets, checked on decoding: float32 ``2**32`` (fixed-width coding only), float16
@@ -97,9 +117,12 @@ from .entropy import (
 )
 from .errors import InvalidValueError, ModelFileError
 from .files import atomic_write_bytes, read_regular_file
+from .structured_weights import MAX_BLOCK, circulant_vector_shape, expand_circulant, idct2
 
 MAGIC = b"SIGDL\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions the reader accepts; version 1 lacks the circulant and dct-sparse layouts.
+READABLE_VERSIONS = (1, 2)
 PREAMBLE = struct.Struct("<6sHI")
 CHECKSUM = struct.Struct("<I")
 #: Limits the reader enforces (and the writer respects).
@@ -114,7 +137,9 @@ MAX_METADATA_BYTES = 1 << 24
 ELEMENTS_PER_FILE_BYTE = 4096
 
 VALUE_KINDS: dict[str, int] = {"f32": 1, "f16": 2, "int8": 3, "codebook": 4}
-LAYOUTS: dict[str, int] = {"dense": 0, "sparse": 1}
+LAYOUTS: dict[str, int] = {"dense": 0, "sparse": 1, "circulant": 2, "dct-sparse": 3}
+#: Layouts whose streams are a sparse value stream plus a gap stream.
+SPARSE_LAYOUTS = ("sparse", "dct-sparse")
 _VALUE_NAMES = {v: k for k, v in VALUE_KINDS.items()}
 _LAYOUT_NAMES = {v: k for k, v in LAYOUTS.items()}
 
@@ -148,12 +173,21 @@ class ArtifactLayer:
     axis: int | None = None
     signed: bool = True
     kept: int | None = None
+    block: int = 0
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         """The number of elements."""
         return math.prod(self.shape)
+
+    @property
+    def stored_shape(self) -> tuple[int, ...]:
+        """The shape of what the streams hold: the defining vectors of a circulant layer,
+        the DCT coefficients of a dct-sparse one (the layer's shape), else the weights."""
+        if self.layout == "circulant":
+            return circulant_vector_shape(self.shape, self.block)
+        return self.shape
 
     @property
     def streams(self) -> list[EncodedStream]:
@@ -168,7 +202,7 @@ class ArtifactLayer:
         if self.values == "int8":
             return 256
         assert self.codebook is not None
-        return len(self.codebook) + (1 if self.layout == "sparse" else 0)
+        return len(self.codebook) + (1 if self.layout in SPARSE_LAYOUTS else 0)
 
     def parameter_bytes(self) -> int:
         """Bytes of the record's parameters (codebook, scales and zero points)."""
@@ -206,6 +240,9 @@ class ArtifactLayer:
                         "index_entropy_bits": round(g.entropy_bits, 1), "index_fixed_bits": g.fixed_bits})
         if self.codebook is not None:
             out["codebook_size"] = len(self.codebook)
+        if self.layout == "circulant":
+            out["block"] = self.block
+            out["stored_values"] = math.prod(self.stored_shape)
         out["entropy_bits"] = round(v.entropy_bits + (g.entropy_bits if g is not None else 0.0), 1)
         coded = v.bits + (g.bits if g is not None else 0)
         out["coded_bits"] = coded
@@ -438,14 +475,69 @@ def encode_codebook_layer(
                          kept=int(positions.size), details=details)
 
 
+def as_circulant_layer(vectors_layer: ArtifactLayer, shape: Sequence[int], block: int) -> ArtifactLayer:
+    """The circulant layer of ``shape`` whose defining vectors ``vectors_layer`` stores.
+
+    ``vectors_layer`` is a dense layer (any values) of shape
+    :func:`~sigdl_core.structured_weights.circulant_vector_shape` ``(shape, block)``, built
+    with :func:`encode_float_layer`, :func:`encode_int8_layer` (per tensor) or
+    :func:`encode_codebook_layer`; its streams are kept as they are.
+    """
+    shape = _check_shape(shape)
+    name = vectors_layer.name
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or not _power_of_two_block(int(block)):
+        raise InvalidValueError(f"layer '{name}': circulant block {block!r} must be a power of two in 2..{MAX_BLOCK}")
+    if len(shape) < 2:
+        raise InvalidValueError(f"layer '{name}': a circulant layer needs at least 2 dims, got {shape}")
+    expected = circulant_vector_shape(shape, int(block))
+    if vectors_layer.layout != "dense" or tuple(vectors_layer.shape) != expected:
+        raise InvalidValueError(f"layer '{name}': circulant vectors must be a dense layer of shape {expected}, "
+                                f"got a {vectors_layer.layout} one of {tuple(vectors_layer.shape)}")
+    if vectors_layer.values == "int8" and vectors_layer.axis is not None:
+        raise InvalidValueError(f"layer '{name}': circulant int8 values must be quantized per tensor")
+    return ArtifactLayer(name, shape, vectors_layer.values, "circulant", vectors_layer.value_stream,
+                         codebook=vectors_layer.codebook, scale=vectors_layer.scale,
+                         zero_point=vectors_layer.zero_point, axis=None, signed=vectors_layer.signed,
+                         kept=vectors_layer.kept, block=int(block), details=dict(vectors_layer.details))
+
+
+def as_dct_sparse_layer(coefficients_layer: ArtifactLayer) -> ArtifactLayer:
+    """The dct-sparse layer whose 2-D DCT coefficients ``coefficients_layer`` stores sparse."""
+    layer = coefficients_layer
+    if layer.layout != "sparse":
+        raise InvalidValueError(f"layer '{layer.name}': DCT coefficients must be a sparse layer")
+    if len(layer.shape) < 2 or layer.shape[-1] != layer.shape[-2]:
+        raise InvalidValueError(f"layer '{layer.name}': a dct-sparse layer needs square trailing dims, "
+                                f"got {layer.shape}")
+    return ArtifactLayer(layer.name, layer.shape, layer.values, "dct-sparse", layer.value_stream,
+                         layer.gap_stream, layer.gap_bits, codebook=layer.codebook, scale=layer.scale,
+                         zero_point=layer.zero_point, axis=layer.axis, signed=layer.signed,
+                         kept=layer.kept, details=dict(layer.details))
+
+
+def _power_of_two_block(block: int) -> bool:
+    return 2 <= block <= MAX_BLOCK and block & (block - 1) == 0
+
+
 # --------------------------------------------------------------------------- decoding layers
 
 
 def _decode_layer(layer: ArtifactLayer) -> np.ndarray:
-    size = layer.size
+    stored = _decode_stored(layer)
+    if layer.layout == "circulant":
+        return expand_circulant(stored, layer.shape, layer.block)
+    if layer.layout == "dct-sparse":
+        return idct2(stored)
+    return stored
+
+
+def _decode_stored(layer: ArtifactLayer) -> np.ndarray:
+    """What the streams hold, as float32 of :attr:`ArtifactLayer.stored_shape`."""
+    shape = layer.stored_shape
+    size = math.prod(shape)
     v = layer.value_stream
     symbols = decode_stream(v.coder, v.payload, v.count, layer.value_alphabet)
-    if layer.layout == "dense":
+    if layer.layout in ("dense", "circulant"):
         if v.count != size:
             raise _bad(f"layer '{layer.name}' has {v.count} values for {size} elements")
         positions = None
@@ -463,20 +555,20 @@ def _decode_layer(layer: ArtifactLayer) -> np.ndarray:
     elif layer.values == "int8":
         qmin, _ = int8_range(layer.signed)
         assert layer.scale is not None and layer.zero_point is not None
-        ch = channel_of(np.arange(size) if positions is None else positions, layer.shape, layer.axis)
+        ch = channel_of(np.arange(size) if positions is None else positions, shape, layer.axis)
         q = symbols + qmin
         vals = (q - layer.zero_point.astype(np.int64)[ch]).astype(np.float32) * layer.scale[ch]
     else:
         assert layer.codebook is not None
         table = layer.codebook.astype(np.float32)
-        if layer.layout == "sparse":
+        if layer.layout in SPARSE_LAYOUTS:
             table = np.append(table, np.float32(0.0))
         vals = table[symbols]
     if positions is None:
-        return np.ascontiguousarray(vals, np.float32).reshape(layer.shape)
+        return np.ascontiguousarray(vals, np.float32).reshape(shape)
     out = np.zeros(size, np.float32)
     out[positions] = vals
-    return out.reshape(layer.shape)
+    return out.reshape(shape)
 
 
 def decode_weights(layers: Sequence[ArtifactLayer]) -> dict[str, np.ndarray]:
@@ -514,10 +606,15 @@ def _layer_record(layer: ArtifactLayer) -> bytes:
         assert layer.codebook is not None
         out += encode_varint(len(layer.codebook))
         out += np.asarray(layer.codebook, "<f4").tobytes()
-    if layer.layout == "sparse":
+    if layer.layout in SPARSE_LAYOUTS:
         if layer.gap_stream is None:
             raise InvalidValueError(f"sparse layer '{layer.name}' has no gap stream")
         out.append(_check_gap_bits(layer.gap_bits))
+    if layer.layout == "circulant":
+        if not _power_of_two_block(layer.block) or len(shape) < 2 or layer.axis is not None:
+            raise InvalidValueError(f"circulant layer '{layer.name}' has block {layer.block}, shape {shape}, "
+                                    f"axis {layer.axis}")
+        out += encode_varint(layer.block)
     for stream in layer.streams:
         out += _stream_record(stream)
     return bytes(out)
@@ -592,9 +689,10 @@ def parse_artifact(data: bytes, path: str | None = None) -> tuple[list[ArtifactL
     magic, version, header_len = PREAMBLE.unpack_from(data, 0)
     if magic != MAGIC:
         raise _bad("it does not start with the .sigdl magic bytes", path)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(f"artifact '{path or ''}' has format version {version}; this SigDL reads "
-                             f"version {FORMAT_VERSION}", "upgrade SigDL, or write the artifact again")
+                             f"versions {', '.join(map(str, READABLE_VERSIONS))}",
+                             "upgrade SigDL, or write the artifact again")
     (stored_crc,) = CHECKSUM.unpack_from(data, size - CHECKSUM.size)
     if zlib.crc32(memoryview(data)[:size - CHECKSUM.size]) != stored_crc:
         raise _bad("its checksum does not match (the file is truncated or damaged)", path)
@@ -618,7 +716,7 @@ def parse_artifact(data: bytes, path: str | None = None) -> tuple[list[ArtifactL
     seen: set[str] = set()
     records: list[tuple[ArtifactLayer, list[tuple[int, int, int]]]] = []
     for _ in range(n_layers):
-        layer, streams = _parse_layer(cur, path)
+        layer, streams = _parse_layer(cur, path, version)
         if layer.name in seen:
             raise _bad(f"layer name '{layer.name}' appears twice", path)
         seen.add(layer.name)
@@ -645,7 +743,8 @@ def parse_artifact(data: bytes, path: str | None = None) -> tuple[list[ArtifactL
     return layers, metadata
 
 
-def _parse_layer(cur: _Cursor, path: str | None) -> tuple[ArtifactLayer, list[tuple[int, int, int]]]:
+def _parse_layer(cur: _Cursor, path: str | None, version: int = FORMAT_VERSION
+                 ) -> tuple[ArtifactLayer, list[tuple[int, int, int]]]:
     name_len = cur.varint("a layer name's length")
     if not 1 <= name_len <= MAX_NAME_BYTES:
         raise _bad(f"a layer name of {name_len} bytes (1..{MAX_NAME_BYTES})", path)
@@ -655,7 +754,7 @@ def _parse_layer(cur: _Cursor, path: str | None) -> tuple[ArtifactLayer, list[tu
         raise _bad("a layer name is not UTF-8", path) from None
     kind = cur.u8(f"layer '{name}'s kind")
     values, layout = _VALUE_NAMES.get(kind & 0x0F), _LAYOUT_NAMES.get(kind >> 4)
-    if values is None or layout is None:
+    if values is None or layout is None or (version < 2 and layout not in ("dense", "sparse")):
         raise _bad(f"layer '{name}' has an unknown encoding kind 0x{kind:02x}", path)
     ndim = cur.u8(f"layer '{name}'s rank")
     if ndim > MAX_NDIM:
@@ -691,12 +790,23 @@ def _parse_layer(cur: _Cursor, path: str | None) -> tuple[ArtifactLayer, list[tu
         if not np.all(np.isfinite(cb)):
             raise _bad(f"layer '{name}' has a codebook value that is not finite", path)
         layer.codebook = cb
-    if layout == "sparse":
+    if layout in SPARSE_LAYOUTS:
         layer.gap_bits = cur.u8(f"layer '{name}'s gap bits")
         if not 1 <= layer.gap_bits <= 16:
             raise _bad(f"layer '{name}' has {layer.gap_bits} gap bits (1..16)", path)
+    if layout == "dct-sparse" and (ndim < 2 or shape[-1] != shape[-2]):
+        raise _bad(f"dct-sparse layer '{name}' has shape {shape}, not square k x k kernels", path)
+    if layout == "circulant":
+        block = cur.varint(f"layer '{name}'s block size")
+        if not _power_of_two_block(block):
+            raise _bad(f"circulant layer '{name}' has block {block} (a power of two, 2..{MAX_BLOCK})", path)
+        if ndim < 2:
+            raise _bad(f"circulant layer '{name}' has {ndim} dims (at least 2)", path)
+        if values == "int8" and layer.axis is not None:
+            raise _bad(f"circulant layer '{name}' has per-channel int8 scales (per tensor only)", path)
+        layer.block = block
     streams = []
-    for which in (["value", "gap"] if layout == "sparse" else ["value"]):
+    for which in (["value", "gap"] if layout in SPARSE_LAYOUTS else ["value"]):
         coder = cur.u8(f"layer '{name}'s {which} coder")
         if coder not in CODER_NAMES:
             raise _bad(f"layer '{name}'s {which} stream has an unknown coder {coder}", path)
@@ -705,10 +815,10 @@ def _parse_layer(cur: _Cursor, path: str | None) -> tuple[ArtifactLayer, list[tu
         count = cur.varint(f"layer '{name}'s {which} count")
         length = cur.varint(f"layer '{name}'s {which} length")
         streams.append((coder, count, length))
-    size = math.prod(shape)
-    if layout == "dense" and streams[0][1] != size:
+    size = math.prod(layer.stored_shape)
+    if layout in ("dense", "circulant") and streams[0][1] != size:
         raise _bad(f"layer '{name}' has {streams[0][1]} values for {size} elements", path)
-    if layout == "sparse" and (streams[0][1] != streams[1][1] or streams[0][1] > size):
+    if layout in SPARSE_LAYOUTS and (streams[0][1] != streams[1][1] or streams[0][1] > size):
         raise _bad(f"layer '{name}' has {streams[0][1]} values and {streams[1][1]} gaps for "
                    f"{size} elements", path)
     return layer, streams

@@ -25,6 +25,18 @@ compressor plugins:
     are meaningless) for ``"codebook"`` weights.
 ``state["int8"]``
     name → ``{"scale", "zero_point", "axis", "signed"}`` for ``"int8"`` weights.
+``state["structure_projections"]``
+    a list of idempotent projections that keep a structural constraint (block-circulant
+    blocks, zero DCT coefficients); :func:`chain_compressors` runs them after every later
+    stage's own projection, so the structure holds through all retraining.
+``state["circulant"]``
+    name → block size ``b``: the weight is block-circulant along its first two axes
+    (:mod:`sigdl_core.structured_weights`) and is stored as its defining vectors when it
+    still is exactly (quantizers that map equal values to equal values keep it so).
+``state["frequency"]``
+    name → ``{"mask", "coefficients", "values"}``: the weight is ``idct2`` of float32
+    ``coefficients`` (zero outside the boolean ``mask``; float16-exact when ``values`` is
+    ``"f16"``), stored in the dct-sparse layout.
 ``state["encoding"]``
     set by a coding stage: ``{"coder": "auto"|"huffman"|"rans"|"fixed", "gap_bits": {name:
     bits or "auto"}, "others": "f32"|"f16"}``. Without it the streams are stored at a fixed
@@ -43,6 +55,7 @@ when retraining kept the weights tied (or on the grid).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +65,8 @@ import numpy as np
 
 from .artifact import (
     ArtifactLayer,
+    as_circulant_layer,
+    as_dct_sparse_layer,
     encode_codebook_layer,
     encode_float_layer,
     encode_int8_layer,
@@ -60,6 +75,7 @@ from .artifact import (
 from .entropy import CODER_CHOICES, best_gap_bits
 from .errors import InvalidValueError
 from .interfaces import COMPRESSIBLE_KINDS, CompressionResult, Projection
+from .structured_weights import circulant_vectors_of, idct2
 
 #: Deep Compression's relative-index widths: 8 bits for conv layers, 5 for fully connected.
 DEFAULT_GAP_BITS: dict[str, int] = {"conv": 8, "depthwise": 8, "fc": 5}
@@ -89,6 +105,7 @@ def chain_compressors(
     chain: Sequence[tuple[str, Mapping[str, Any]]],
     retrain: RetrainCallback | None = None,
     on_stage: Callable[[int, str, CompressionResult], None] | None = None,
+    previous: CompressionResult | None = None,
 ) -> CompressionResult:
     """Runs the compressors of ``chain`` in order, each on the previous one's result.
 
@@ -100,14 +117,16 @@ def chain_compressors(
         stage's weights and projection; what it returns feeds the next stage (and is kept
         in the final result).
     :param on_stage: told ``(index, name, result)`` after each stage (and its retraining).
+    :param previous: the result of stages already run on ``weights`` (e.g. a pruning path
+        the search ran itself); the first stage of ``chain`` continues from it.
     :return: the last stage's result, its ``state["stages"]`` listing what each stage did
         (name, parameters, whether it changed the weights and was retrained; JSON-ready).
     """
     if not chain:
         raise InvalidValueError("the compression chain is empty", "name at least one compressor, e.g. prune,quant")
     current: dict[str, np.ndarray] = {n: np.asarray(a) for n, a in weights.items()}
-    result: CompressionResult | None = None
-    stages: list[dict[str, Any]] = []
+    result: CompressionResult | None = previous
+    stages: list[dict[str, Any]] = list((previous.state.get("stages") or []) if previous is not None else [])
     for index, (name, params) in enumerate(chain):
         if not isinstance(params, Mapping):
             raise InvalidValueError(f"parameters of compressor '{name}' must be a mapping, got "
@@ -117,21 +136,73 @@ def chain_compressors(
         result = compressor.compress(current, kinds, params, previous=previous)
         if not isinstance(result, CompressionResult):
             raise InvalidValueError(f"compressor '{name}' returned {type(result).__name__}, not a CompressionResult")
+        result.projection = keeping_structure(result.projection, result.state.get("structure_projections"))
         changed = not _same_weights(current, result.weights)
         retrained = False
+        settings_used = None
         if retrain is not None and changed:
-            new = retrain({n: np.array(a, copy=True) for n, a in result.weights.items()}, result.projection)
+            copies = {n: np.array(a, copy=True) for n, a in result.weights.items()}
+            if result.retrain and _takes_settings(retrain):
+                new = retrain(copies, result.projection, dict(result.retrain))
+                settings_used = dict(result.retrain)
+            else:
+                new = retrain(copies, result.projection)
             result.weights = {n: np.asarray(a) for n, a in new.items()}
             retrained = True
         shown = {k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else repr(v)
                  for k, v in params.items()}
         stages.append({"name": name, "params": shown, "changed_weights": changed, "retrained": retrained})
+        if settings_used is not None:
+            stages[-1]["retrain"] = settings_used
         result.state["stages"] = list(stages)
         current = dict(result.weights)
         if on_stage is not None:
             on_stage(index, name, result)
     assert result is not None
     return result
+
+
+def _takes_settings(retrain: Callable[..., Any]) -> bool:
+    """Whether a retrain callback takes a third argument: training-setting overrides."""
+    try:
+        params = list(inspect.signature(retrain).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in params)
+
+
+class StructureKeepingProjection:
+    """A stage's projection followed by the structural projections of earlier stages.
+
+    A structural constraint (block-circulant weights, pruned DCT coefficients) must hold
+    through every later retraining, also when a later stage's projection knows nothing of
+    it (``quant`` on other layers); each such projection is idempotent, so re-applying it
+    after a projection that already kept the structure changes nothing.
+    """
+
+    def __init__(self, first: Projection | None, structural: Sequence[Projection]) -> None:
+        self.first = first
+        self.structural = list(structural)
+
+    def __call__(self, weights: dict[str, np.ndarray]) -> None:
+        if self.first is not None:
+            self.first(weights)
+        for projection in self.structural:
+            projection(weights)
+
+    def __repr__(self) -> str:
+        return f"StructureKeepingProjection({self.first!r}, {self.structural!r})"
+
+
+def keeping_structure(projection: Projection | None, structural: Sequence[Projection] | None) -> Projection | None:
+    """``projection`` extended by ``state["structure_projections"]`` (see the module docstring)."""
+    if isinstance(projection, StructureKeepingProjection):
+        projection = projection.first
+    extra = [p for p in structural or [] if p is not projection]
+    if not extra:
+        return projection
+    return StructureKeepingProjection(projection, extra)
 
 
 # --------------------------------------------------------------------------- artifact layers
@@ -182,6 +253,55 @@ def _codebook_layer(name: str, w: np.ndarray, indices: np.ndarray, k_hint: np.nd
     return layer
 
 
+def _circulant_layer(name: str, w: np.ndarray, block: int, how: str | None, indices: Any, codebook: Any,
+                     int8: Any, coder: str) -> ArtifactLayer | None:
+    """The circulant layer of ``w`` as its last quantizer left it; None when ``w`` (or its
+    quantized form) is no longer exactly block-circulant (then it is stored plainly)."""
+    vectors = circulant_vectors_of(w, block)
+    if vectors is None:
+        return None
+    if how == "codebook" and indices is not None and np.shape(indices) == w.shape:
+        idx = circulant_vectors_of(np.asarray(indices).astype(np.float32), block)
+        if idx is None:
+            return None
+        inner = _codebook_layer(name, vectors, idx.astype(np.int64), np.asarray(codebook if codebook is not None
+                                                                                else []), None, 8, coder)
+    elif how == "int8" and int8 is not None:
+        if int8.get("axis") is not None:
+            return None  # per-channel scales make equal weights unequal integers
+        signed = bool(int8.get("signed", True))
+        q = quantize_linear(vectors, int8["scale"], int8["zero_point"], None, signed)
+        inner = encode_int8_layer(name, q, int8["scale"], int8["zero_point"], None, signed, None, 8, coder)
+    else:
+        half = how == "fp16"
+        inner = encode_float_layer(name, vectors.astype(np.float16).astype(np.float32) if half else vectors,
+                                   half, None, 8, coder)
+    layer = as_circulant_layer(inner, w.shape, block)
+    layer.kept = int(np.count_nonzero(w))
+    return layer
+
+
+def _dct_sparse_layer(name: str, w: np.ndarray, setting: Mapping[str, Any], bits: int | str,
+                      coder: str) -> ArtifactLayer | None:
+    """The dct-sparse layer of ``w``: its stored coefficients when they give ``w`` exactly."""
+    mask = np.asarray(setting["mask"], bool)
+    coefficients = np.asarray(setting["coefficients"], np.float32)
+    if mask.shape != w.shape or coefficients.shape != w.shape or np.any(coefficients[~mask] != 0):
+        return None
+    if not np.array_equal(idct2(coefficients), w):
+        return None  # retrained without the projection: not the weights these coefficients give
+    half = setting.get("values") == "f16"
+    if half and not np.array_equal(coefficients.astype(np.float16).astype(np.float32), coefficients):
+        return None
+    sel = np.flatnonzero(mask.ravel())
+    if bits == "auto":
+        flat = coefficients.ravel()[sel]
+        sym = flat.astype(np.float16).view(np.uint16) if half else flat.view(np.uint32)
+        bits = best_gap_bits(sel, np.unique(sym, return_inverse=True)[1])
+    layer = as_dct_sparse_layer(encode_float_layer(name, coefficients, half, mask, int(bits), coder))
+    return layer
+
+
 def build_artifact_layers(
     result: CompressionResult,
     weights: Mapping[str, np.ndarray] | None = None,
@@ -214,6 +334,8 @@ def build_artifact_layers(
     if others not in ("f32", "f16"):
         raise InvalidValueError(f"'others'={others!r} must be f32 or f16")
     masks = state.get("masks") or {}
+    circulant = state.get("circulant") or {}
+    frequency = state.get("frequency") or {}
     rep = state.get("representation") or {}
     codebooks = state.get("codebooks") or {}
     indices = state.get("indices") or {}
@@ -232,6 +354,17 @@ def build_artifact_layers(
                                     "retrain with the chain's projection, which keeps pruned weights at zero")
         bits = _gap_bits_for(name, kind, gap_setting)
         how = rep.get(name)
+        if name in circulant and mask is None:
+            layer = _circulant_layer(name, w, int(circulant[name]), how, indices.get(name), codebooks.get(name),
+                                     int8.get(name), coder)
+            if layer is not None:
+                layers.append(layer)
+                continue
+        if name in frequency and mask is None:
+            layer = _dct_sparse_layer(name, w, frequency[name], bits, coder)
+            if layer is not None:
+                layers.append(layer)
+                continue
         if how == "codebook" and name in indices and np.shape(indices[name]) == w.shape:
             layers.append(_codebook_layer(name, w, indices[name], np.asarray(codebooks.get(name, [])), mask, bits,
                                           coder))
@@ -285,7 +418,7 @@ def summary(
     per_layer = {layer.name: layer.report() for layer in layers}
     stream_bytes = sum(len(s.payload) for layer in layers for s in layer.streams)
     param_bytes = sum(layer.parameter_bytes() for layer in layers)
-    quantized = [r for r in per_layer.values() if r["values"] != "f32" or r["layout"] == "sparse"]
+    quantized = [r for r in per_layer.values() if r["values"] != "f32" or r["layout"] in ("sparse", "dct-sparse")]
     coded = sum(r["coded_bits"] for r in quantized)
     bound = sum(r["entropy_bits"] for r in quantized)
     kept = sum(r["kept"] or 0 for r in per_layer.values())

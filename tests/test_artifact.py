@@ -372,7 +372,21 @@ NEG_SCALE = b"\x01\x00" + E.encode_varint(1) + np.array([-1], "<f4").tobytes() +
         P(_record(dims=(2**64 - 1,)), b"", "ends inside|longer than", id="negative-as-64-bit"),
         P(_record(dims=(1,) * 9), b"", "dims", id="too-many-dims"),
         P(_record(kind=0x07, extra=CODEBOOK), b"\x01\x00", "unknown encoding kind", id="unknown-kind"),
-        P(_record(kind=0x24, extra=CODEBOOK), b"\x01\x00", "unknown encoding kind", id="unknown-layout"),
+        P(_record(kind=0x44, extra=CODEBOOK), b"\x01\x00", "unknown encoding kind", id="unknown-layout"),
+        P(_record(kind=0x24, dims=(4, 4), extra=CODEBOOK + E.encode_varint(3)), b"\x01\x00", "block 3",
+          id="circulant-block-not-power-of-two"),
+        P(_record(kind=0x24, dims=(4, 4), extra=CODEBOOK + E.encode_varint(1 << 17)), b"\x01\x00", "block",
+          id="circulant-block-too-large"),
+        P(_record(kind=0x24, dims=(4,), extra=CODEBOOK + E.encode_varint(4)), b"\x01\x00", "at least 2",
+          id="circulant-1-d"),
+        P(_record(kind=0x24, dims=(4, 4), extra=CODEBOOK + E.encode_varint(4), streams=((0, 16, 2),)),
+          b"\x01\x00", "values for 4 elements", id="circulant-count-is-the-vectors"),
+        P(_record(kind=0x24, dims=(10**5, 10**5), extra=CODEBOOK + E.encode_varint(1 << 16),
+                  streams=((0, 4 * (1 << 16), 2),)), b"\x01\x00", "per byte", id="circulant-1e10-elements"),
+        P(_record(kind=0x23, dims=(4, 4), extra=b"\x01\x00" + E.encode_varint(4) + np.ones(4, "<f4").tobytes()
+                  + bytes(4) + E.encode_varint(4)), b"\x01\x00", "per tensor", id="circulant-int8-per-channel"),
+        P(_record(kind=0x34, dims=(2, 3, 4), extra=CODEBOOK + b"\x05", streams=((0, 4, 2), (0, 4, 1))),
+          b"\x01\x00\x00", "square", id="dct-sparse-not-square"),
         P(_record(extra=CODEBOOK, streams=((9, 4, 2),)), b"\x01\x00", "unknown coder", id="unknown-coder"),
         P(_record(extra=CODEBOOK, streams=((0, 4, 10**9),)), b"\x01\x00", "declare", id="length-past-end"),
         P(_record(extra=CODEBOOK, streams=((0, 5, 2),)), b"\x01\x00", "values for 4 elements", id="count"),
@@ -395,6 +409,18 @@ def test_hostile_headers_are_rejected_before_allocating(record: bytes, payload: 
     finally:
         tracemalloc.stop()
     assert peak < 1 << 20  # nothing near what the header claims was allocated
+
+
+def test_version_1_files_decode_and_lack_the_new_layouts() -> None:
+    payload = E.encode_fixed(np.array([0, 1, 1, 0]), 1)
+    header = E.encode_varint(1) + E.encode_varint(2) + b"{}" + _record(extra=CODEBOOK)
+    v1 = _resealed(A.PREAMBLE.pack(A.MAGIC, 1, len(header)) + header + payload)
+    layers, _ = A.parse_artifact(v1)
+    np.testing.assert_array_equal(A.decode_weights(layers)["w"], [0.5, -0.5, -0.5, 0.5])
+    header = (E.encode_varint(1) + E.encode_varint(2) + b"{}"
+              + _record(kind=0x24, dims=(2, 2), extra=CODEBOOK + E.encode_varint(2), streams=((0, 2, 1),)))
+    with pytest.raises(ModelFileError, match="unknown encoding kind"):
+        A.parse_artifact(_resealed(A.PREAMBLE.pack(A.MAGIC, 1, len(header)) + header + b"\x01"))
 
 
 def test_bad_counts_and_layer_lists_are_rejected() -> None:

@@ -127,6 +127,7 @@ class SharedWeightProjection:
         shapes: Mapping[str, tuple[int, ...]],
         update: str = "sum",
         other_masks: Mapping[str, np.ndarray] | None = None,
+        copies: Mapping[str, int] | None = None,
     ) -> None:
         if update not in ("sum", "mean"):
             raise InvalidValueError(f"centroid_update={update!r} must be 'sum' or 'mean'")
@@ -138,6 +139,7 @@ class SharedWeightProjection:
         self.update = update
         self.counts = {n: np.bincount(lab, minlength=len(self.codebooks[n])) for n, lab in self.labels.items()}
         self.keep_pruned = MaskKeeper(other_masks or {})
+        self.copies = {n: int(c) for n, c in (copies or {}).items()}
 
     def __call__(self, weights: dict[str, np.ndarray]) -> None:
         self.keep_pruned(weights)
@@ -156,6 +158,8 @@ class SharedWeightProjection:
             step = np.bincount(labels, weights=current.astype(np.float64) - c[labels], minlength=len(c))
             if self.update == "mean":
                 step = step / np.maximum(self.counts[name], 1)
+            elif self.copies.get(name, 1) > 1:
+                step = step / self.copies[name]
             c[:] = (c.astype(np.float64) + step).astype(np.float32)
             if pos is None:
                 flat[:] = c[labels]
@@ -247,8 +251,11 @@ def share_weights(
     state["quant"] = {n: {"bits": widths[n], "clusters": len(codebooks[n])} for n in names}
     shapes = {n: tuple(out[n].shape) for n in names}
     others = {n: m for n, m in masks.items() if n not in names and n in out}
+    # A block-circulant layer (state["circulant"]: name -> block b) holds each free value b
+    # times; its "sum" update counts each free value once, as the circulant projection does.
+    copies = {n: int(b) for n, b in (state.get("circulant") or {}).items() if n in names}
     projection = SharedWeightProjection(positions, labels, {n: codebooks[n] for n in names}, proj_masks, shapes,
-                                        update, others)
+                                        update, others, copies)
     return CompressionResult(weights=out, projection=projection, layers=layers, state=state)
 
 

@@ -1,0 +1,28 @@
+"""The parameters of each compressor of this plugin, name → one line of help.
+
+Free of NumPy, so that the hook module registers the specs without importing working code.
+"""
+
+from __future__ import annotations
+
+CIRCULANT_PARAMS: dict[str, str] = {
+    "block": "block size, a power of two: one for every layer, or a mapping of layer kind "
+    "(fc, conv) or weight name/glob to a size (default {fc: 16, conv: 4}; 0 or 1 leaves a layer dense)",
+    "kinds": "layer kinds to make block-circulant (default conv, fc)",
+    "skip": "weight names or globs to leave dense",
+    "min_dim": "leave a layer dense when its output or input count is below min_dim x block "
+    "(default 1: a layer smaller than one block, e.g. a 10-class output layer, stays dense)",
+    "retrain_epochs": "epochs of the retraining in circulant form right after this stage (default 16; "
+    "0: the run's own retraining settings)",
+    "retrain_lr": "initial learning rate of that retraining (default 0.05, annealed by a cosine schedule)",
+}
+FREQ_PRUNE_PARAMS: dict[str, str] = {
+    "keep": "fraction of each kernel layer's 2-D DCT coefficients kept, by magnitude: one number "
+    "or a mapping of weight name/glob to a fraction (default 0.3)",
+    "global": "true: one magnitude threshold over all selected layers, keeping 'keep' of their "
+    "coefficients in total (default false: per layer)",
+    "kinds": "layer kinds to prune in the frequency domain (default conv; k x k kernels with k >= 2)",
+    "skip": "weight names or globs to leave alone",
+    "values": "how kept coefficients are stored: f16 (default; the projection keeps them on the "
+    "float16 grid) or f32",
+}
