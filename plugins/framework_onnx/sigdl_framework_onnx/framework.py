@@ -56,17 +56,18 @@ class OnnxFramework(Framework):
     """SigDL's ONNX framework (registered as ``onnx``)."""
 
     name = FRAMEWORK
+    #: The model files :meth:`build` and :meth:`load` read.
+    suffixes: tuple[str, ...] = (".onnx",)
 
     def __init__(self) -> None:
         self._torch: Framework | None | bool = False  # False: not looked up yet
 
     # ------------------------------------------------------------------ models
 
-    @staticmethod
-    def _graph(model: Model) -> OnnxGraph:
-        if getattr(model, "framework", None) != FRAMEWORK or not isinstance(getattr(model, "native", None), OnnxGraph):
-            raise InvalidValueError(f"model '{getattr(model, 'architecture', model)}' is not an ONNX model",
-                                    "use the framework that built or loaded it")
+    def _graph(self, model: Model) -> OnnxGraph:
+        if getattr(model, "framework", None) != self.name or not isinstance(getattr(model, "native", None), OnnxGraph):
+            raise InvalidValueError(f"model '{getattr(model, 'architecture', model)}' is not a model of "
+                                    f"framework '{self.name}'", "use the framework that built or loaded it")
         return model.native
 
     def build(self, architecture: str, input_shape: Sequence[int], num_classes: int, seed: int = 0) -> Model:
@@ -75,10 +76,11 @@ class OnnxFramework(Framework):
         ``sigdl decode`` rebuilds a model this way from the path the artifact recorded.
         """
         path = Path(architecture)
-        if path.suffix.lower() != ".onnx" or not path.is_file():
+        if path.suffix.lower() not in self.suffixes or not path.is_file():
             raise UnsupportedModelError(
-                f"the onnx framework builds no model '{architecture}': it reads ONNX files",
-                "give the path of an .onnx file (the zoo models belong to other frameworks: sigdl models)")
+                f"the {self.name} framework builds no model '{architecture}': it reads model files",
+                f"give the path of a {' or '.join(self.suffixes)} file (the zoo models belong to other "
+                "frameworks: sigdl models)")
         model = self.load(path)
         if tuple(input_shape) != tuple(model.input_shape) or int(num_classes) != model.num_classes:
             raise InvalidValueError(
@@ -89,14 +91,18 @@ class OnnxFramework(Framework):
     def load(self, path: Path, architecture: str | None = None, input_shape: Sequence[int] | None = None,
              num_classes: int | None = None) -> Model:
         """Reads, checks and test-runs an ONNX file; its weights come from its initializers."""
-        graph = read_onnx(path)
+        graph = self._read(Path(path))
         if input_shape is not None and tuple(input_shape) != graph.input_shape:
             raise InvalidValueError(f"ONNX model '{path}' takes inputs {graph.input_shape}, not {tuple(input_shape)}",
                                     "leave the input shape out: the file fixes it")
         if num_classes is not None and int(num_classes) != graph.num_classes:
             raise InvalidValueError(f"ONNX model '{path}' has {graph.num_classes} outputs, not {num_classes}",
                                     "leave the class count out: the file fixes it")
-        return Model(FRAMEWORK, str(Path(path).resolve()), graph.input_shape, graph.num_classes, graph)
+        return Model(self.name, str(Path(path).resolve()), graph.input_shape, graph.num_classes, graph)
+
+    def _read(self, path: Path) -> OnnxGraph:
+        """The graph in ``path`` (a subclass reads another format and converts it)."""
+        return read_onnx(path)
 
     def save(self, model: Model, path: Path) -> Path:
         """Writes the ONNX model with its current weights (input and output names kept)."""

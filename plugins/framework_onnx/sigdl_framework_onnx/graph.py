@@ -55,7 +55,8 @@ class OnnxGraph:
     """A loaded ONNX model: its proto (initializer payloads stale), weights and metadata.
 
     ``weights`` hold the current values, in the layout compressors see (see the module
-    docstring); ``transposed`` names the ``fc`` weights shown transposed. ``batch`` is the
+    docstring); ``transposed`` names the ``fc`` weights shown transposed; ``buffers`` the
+    weights that are no trainable parameters (batch-norm statistics, ``other`` constants). ``batch`` is the
     model's fixed batch size, or ``None`` when the batch axis is dynamic.
     """
 
@@ -190,6 +191,12 @@ def read_onnx(path: os.PathLike[str] | str) -> OnnxGraph:
         raise ModelFileError(f"ONNX model '{path}' is not a valid ONNX model ({first_line(exc)})", hint) from None
     if not model.graph.node:
         raise ModelFileError(f"ONNX model '{path}' has no nodes (it is empty or truncated)", hint)
+    return graph_from_proto(model, path)
+
+
+def graph_from_proto(model: onnx.ModelProto, path: Path) -> OnnxGraph:
+    """An :class:`OnnxGraph` of a checked model (``path`` names it in messages), test-run once."""
+    hint = "the file is damaged or not an ONNX model; export it again"
     _constants_to_initializers(model.graph)
     inits = {t.name for t in model.graph.initializer}
     data_inputs = [i for i in model.graph.input if i.name not in inits]
@@ -222,6 +229,7 @@ def read_onnx(path: os.PathLike[str] | str) -> OnnxGraph:
                 raise ModelFileError(f"ONNX model '{path}': initializer '{init.name}' is damaged ({first_line(exc)})",
                                      hint) from None
     kinds, transposed, buffers = infer_kinds(model.graph, weights)
+    buffers |= {n for n, k in kinds.items() if k == "other"}  # constants (a Clip bound), not parameters
     for name in transposed:
         weights[name] = np.ascontiguousarray(weights[name].T)
     graph = OnnxGraph(model, path, inp.name, output_name, input_shape, 0, batch, weights, kinds,

@@ -1,0 +1,1 @@
+"""SigDL's Caffe plugin: ``.prototxt`` + ``.caffemodel`` in, as ONNX (see :mod:`.convert`)."""
