@@ -59,6 +59,8 @@ class FrequencyProjection:
             if array.shape != mask.shape:
                 raise InvalidValueError(f"weight '{name}' has shape {tuple(array.shape)}, its frequency mask "
                                         f"{tuple(mask.shape)}", "compress the model again after changing its layers")
+            if np.array_equal(idct2(setting["coefficients"]), array):
+                continue  # already what the coefficients give: a float32 DCT round trip may move a bit
             x = _coefficients(array, mask, setting["values"] == "f16")
             setting["coefficients"][...] = x
             array[...] = idct2(x)
