@@ -157,9 +157,12 @@ class ArmEmulator(Emulator):
         rb.set("best_batch", 1, Method.ANALYTICAL, "ncnn runs one image at a time")
         rb.extra("roofline", est.summary())
 
-        run_cost = cost.in_format("int8") if run_precision == "int8" and not qdq_given else cost
-        wino_extra = sum(int(n.weight_bytes * ((6 + 2) ** 2 / 9 - 1)) for n in run_cost.nodes
-                         if plan.algorithms.get(n.name, "").startswith("winograd"))
+        run_cost = cost.in_format("int8") if run_precision == "int8" and not qdq_given else cost  # int8 weights
+        def tile(algorithm: str) -> int:  # "winograd-f63" → 6
+            return int(algorithm.removeprefix("winograd-f")[:-1])
+
+        wino_extra = sum(int(n.weight_bytes * ((tile(a) + 2) ** 2 / 9 - 1)) for n in run_cost.nodes
+                         if (a := plan.algorithms.get(n.name, "")).startswith("winograd"))
         need = run_cost.weight_bytes + wino_extra + run_cost.peak_activation_bytes
         rb.set("peak_memory_bytes", int(need), Method.ANALYTICAL,
                f"weights ({run_cost.weight_bytes / 2**20:.2f} MiB, + {wino_extra / 2**20:.2f} MiB of "

@@ -7,9 +7,11 @@ A multicore ARM CPU running ncnn spends its time as follows, and each term is on
   stride-1 convolution is a GEMM with no im2col), or, for 3×3 stride-1 ones, as Winograd
   F(m, 3) (F(6, 3) in fp32, F(4, 3) in int8: (m+2)² multiplies per m² outputs instead of
   9 m²). :func:`plan_nodes` costs both for every eligible layer and keeps the faster, as
-  ncnn's heuristics aim to. im2col moves k²·Cin·Ho·Wo extra elements (written, read back);
-  Winograd reads pre-transformed weights ((m+2)²/9 times larger) and writes and reads the
-  transformed input and output tiles ((m+2)²/m² times the activations).
+  ncnn's heuristics aim to. Each algorithm is costed as the passes ncnn runs, each a
+  roofline node with its own overhead: im2col writes k²·Cin·Ho·Wo elements that the GEMM
+  reads back; Winograd's input and output transforms move (m+2)²/m² times the activations
+  (memory bound, so they scale with bandwidth, not cores) around a batched GEMM on
+  pre-transformed weights ((m+2)²/9 times larger).
 * **Efficiency per kernel** (fraction of the core's NEON peak): packed GEMM, Winograd's
   batched GEMMs, depthwise; separately for fp32 and int8 (int8 on ARMv8.0 is SMULL/SMLAL +
   SADALP, so its fraction of the 2× int8 peak is lower).
@@ -19,7 +21,9 @@ A multicore ARM CPU running ncnn spends its time as follows, and each term is on
 * **Threads.** ncnn splits each layer over ``threads`` OpenMP threads with a static
   schedule, so the slowest core used sets the pace; the speed-up of ``t`` threads is
   ``1 + (t − 1) · parallel_efficiency`` (int8 kernels, bound by the one integer-multiply
-  pipe rather than by the shared L2, have their own), and each layer pays a fork/join barrier
+  pipe rather than by the shared L2, have their own); a pass with few outputs splits badly,
+  so with ``t`` > 1 its efficiency is scaled by ``outputs / (outputs + parallel_half_outputs)``
+  (the core roofline's occupancy curve); and each layer pays a fork/join barrier
   (``thread_sync_cycles``) when ``t`` > 1.
 * **Memory bound.** Per layer, time is the larger of compute and DRAM traffic over the
   attainable bandwidth: ``min(bandwidth_all_cores, t · bandwidth_one_core)`` of the board's
@@ -70,6 +74,7 @@ class ArmConstants:
     l2_dram_fraction: float = 1.0
     gemm_half_depth: float = 0.0
     int8_parallel_efficiency: float = 0.0
+    parallel_half_outputs: float = 0.0
     fitted_to: str = ""
 
     def to_dict(self) -> dict[str, float | str]:
@@ -83,22 +88,23 @@ class ArmConstants:
 #: datasheet peaks, widths, clocks and bandwidths: their predictions of other boards' ncnn
 #: rows are held-out judgement (bench/results/arm_calibration.md), not a fit.
 _A72 = ArmConstants(
-    gemm_efficiency=0.9872,
-    winograd_efficiency=0.6972,
-    depthwise_efficiency=0.6573,
-    int8_gemm_efficiency=0.6372,
-    int8_winograd_efficiency=0.4380,
-    int8_depthwise_efficiency=0.9998,
+    gemm_efficiency=0.9999,
+    winograd_efficiency=0.6839,
+    depthwise_efficiency=0.1610,
+    int8_gemm_efficiency=0.7229,
+    int8_winograd_efficiency=0.4333,
+    int8_depthwise_efficiency=0.4848,
     other_efficiency=0.25,  # pooling, LRN, elementwise: not fitted (memory bound in practice)
-    layer_overhead_cycles=99938.0,  # at the fit's bound of 1e5 cycles (55 µs at 1.8 GHz)
-    thread_sync_cycles=99848.0,  # at the bound too: a fork/join per layer with 4 threads
-    parallel_efficiency=0.3209,
-    bandwidth_one_core=0.2952,
-    bandwidth_all_cores=0.5187,
-    inference_overhead_cycles=1998144.0,  # at the bound of 2e6 cycles (1.1 ms)
-    l2_dram_fraction=0.8712,
-    gemm_half_depth=80.39,
-    int8_parallel_efficiency=0.4031,
+    layer_overhead_cycles=99919.0,  # at the fit's bound of 1e5 cycles (56 µs at 1.8 GHz)
+    thread_sync_cycles=99996.0,  # at the bound too: a fork/join per pass with > 1 thread
+    parallel_efficiency=0.5185,
+    bandwidth_one_core=0.3064,
+    bandwidth_all_cores=0.4831,
+    inference_overhead_cycles=1998698.0,  # at the bound of 2e6 cycles (1.1 ms)
+    l2_dram_fraction=0.9387,
+    gemm_half_depth=67.01,
+    int8_parallel_efficiency=0.6620,
+    parallel_half_outputs=21811.0,
     fitted_to="ncnn benchmark/README.md, Raspberry Pi 4B (A72 1.8 GHz) rows, fp32+int8, 1+4 threads",
 )
 
@@ -164,6 +170,7 @@ def arm_machine(target: TargetSpec, threads: int, clock_hz: float | None = None,
         per_inference_overhead_s=k.inference_overhead_cycles / clock,
         fuse_epilogues=True,
         free_op_classes=frozenset({"view", "quant"}),
+        occupancy_half_outputs=k.parallel_half_outputs if threads > 1 else 0.0,
     )
     plan = ArmPlan(threads, clock, slowest.core, tuple((c.core, n) for c, n in used), {},
                    l2_bytes=min(c.l2_bytes for c, _ in used))
@@ -195,43 +202,49 @@ def _deepen(node: NodeCost, half_depth: float, depth: int) -> NodeCost:
     return replace(node, flops=int(node.flops * f))
 
 
-def _im2col(node: NodeCost) -> NodeCost:
-    """im2col + GEMM: 1×1 stride-1 is a plain GEMM; otherwise the column buffer is written
-    and read back once."""
-    if node.kernel_shape and all(k == 1 for k in node.kernel_shape) and all(s == 1 for s in node.strides):
-        return replace(node, op_class="conv")
-    taps = 1
-    for k in node.kernel_shape:
-        taps *= int(k)
-    extra = 0
+def _is_pointwise(node: NodeCost) -> bool:
+    return bool(node.kernel_shape) and all(k == 1 for k in node.kernel_shape) and all(s == 1 for s in node.strides)
+
+
+def _im2col(node: NodeCost) -> list[NodeCost]:
+    """im2col + GEMM as ncnn runs them: a 1×1 stride-1 convolution is one GEMM pass; any
+    other is an im2col pass (reads the input, writes the k²·Cin·Ho·Wo column buffer) and a
+    GEMM pass that reads the columns."""
+    if _is_pointwise(node):
+        return [replace(node, op_class="conv")]
     out_shape = node.output_shapes[0] if node.output_shapes else None
-    if out_shape and len(out_shape) == 4 and node.macs:
-        # the column buffer holds k²·Cin·Ho·Wo elements = MACs · group / Cout
-        cols = node.macs * max(1, node.group) // max(1, int(out_shape[1]))
-        extra = 2 * cols * _elem_bytes(node.fmt)
-    return replace(node, op_class="conv", input_bytes=node.input_bytes + extra)
+    if not (out_shape and len(out_shape) == 4 and node.macs):
+        return [replace(node, op_class="conv")]
+    # the column buffer holds k²·Cin·Ho·Wo elements = MACs · group / Cout
+    cols = node.macs * max(1, node.group) // max(1, int(out_shape[1])) * _elem_bytes(node.fmt)
+    unfold = replace(node, name=f"{node.name}/im2col", op_class="data", macs=0, flops=0,
+                     weight_bytes=0, output_bytes=cols, params=0, fuses_into=None)
+    return [unfold, replace(node, op_class="conv", input_bytes=cols)]
 
 
-def _winograd(node: NodeCost, m: int) -> NodeCost:
-    """Winograd F(m, 3): (m+2)² multiplies per m² outputs per input channel instead of 9 m²;
-    weights pre-transformed ((m+2)²/9 larger); tiles transformed in and out."""
+def _winograd(node: NodeCost, m: int) -> list[NodeCost]:
+    """Winograd F(m, 3) as three passes: the input transform (reads the input, writes
+    (m+2)²/m² as many tiles), the batched GEMM on the pre-transformed weights ((m+2)²/9 times
+    larger) with (m+2)² multiplies per m² outputs per input channel instead of 9 m², and the
+    output transform."""
     tile = (m + 2) ** 2
     ratio = tile / (9.0 * m * m)
     expand = tile / float(m * m)
-    return replace(
-        node, op_class="winograd",
-        flops=int(node.flops * ratio), macs=int(node.macs * ratio),
-        weight_bytes=int(node.weight_bytes * tile / 9.0),
-        input_bytes=int(node.input_bytes * (1 + 2 * expand)),
-        output_bytes=int(node.output_bytes * (1 + 2 * expand)),
-    )
+    tin, tout = int(node.input_bytes * expand), int(node.output_bytes * expand)
+    into = replace(node, name=f"{node.name}/transform-in", op_class="data", macs=0, flops=0,
+                   weight_bytes=0, output_bytes=tin, params=0, fuses_into=None)
+    gemm = replace(node, op_class="winograd", flops=int(node.flops * ratio), macs=int(node.macs * ratio),
+                   weight_bytes=int(node.weight_bytes * tile / 9.0), input_bytes=tin, output_bytes=tout)
+    out = replace(node, name=f"{node.name}/transform-out", op_class="data", macs=0, flops=0,
+                  weight_bytes=0, input_bytes=tout, params=0, fuses_into=None)
+    return [into, gemm, out]
 
 
 def _node_time(node: NodeCost, machine: Machine) -> float:
     fmt = machine.compute_format(node.fmt)
     eff = machine.efficiency_of(node.op_class, fmt)
     compute = node.flops / (machine.peak_flops[fmt] * eff) if node.flops else 0.0
-    return max(compute, node.bytes / machine.bandwidth)
+    return max(compute, node.bytes / machine.bandwidth) + machine.per_node_overhead_s
 
 
 def _l2_resident(node: NodeCost, l2_bytes: int, fraction: float) -> NodeCost:
@@ -246,30 +259,47 @@ def _l2_resident(node: NodeCost, l2_bytes: int, fraction: float) -> NodeCost:
 def plan_nodes(cost: ModelCost, machine: Machine, l2_bytes: int = 0,
                l2_dram_fraction: float = 1.0,
                gemm_half_depth: float = 0.0) -> tuple[ModelCost, dict[str, str]]:
-    """The cost with each convolution rewritten into the algorithm ncnn would run, and the
-    choice per layer (``im2col-gemm``, ``gemm-1x1``, ``winograd-f63`` …); nodes that fit in
-    the L2 (``l2_bytes``) send ``l2_dram_fraction`` of their traffic to DRAM."""
+    """The cost with each convolution rewritten into the passes ncnn would run, and the
+    choice per layer (``gemm-1x1``, ``im2col-gemm``, ``winograd-f63`` …), the cheaper of
+    im2col and Winograd where both apply; nodes that fit in the L2 (``l2_bytes``) send
+    ``l2_dram_fraction`` of their traffic to DRAM."""
+    def settle(passes: list[NodeCost], depth: int) -> list[NodeCost]:
+        return [_l2_resident(_deepen(p, gemm_half_depth, depth) if p.flops else p, l2_bytes, l2_dram_fraction)
+                for p in passes]
+
     nodes, choice = [], {}
     for n in cost.nodes:
         if n.constant or n.op_class not in ("conv", "grouped"):
             nodes.append(_l2_resident(n, l2_bytes, l2_dram_fraction))
             continue
         depth = _depth(n)
-        a = _deepen(_im2col(n), gemm_half_depth, depth)
-        label = ("gemm-1x1" if a.input_bytes == _im2col(n).input_bytes == n.input_bytes
-                 else "im2col-gemm")
+        passes = settle(_im2col(n), depth)
+        label = "gemm-1x1" if _is_pointwise(n) else "im2col-gemm"
         if _winograd_eligible(n):
             m = WINOGRAD_TILE.get(machine.compute_format(n.fmt), 4)
-            w = _deepen(_winograd(n, m), gemm_half_depth, max(1, depth // 9))
-            w = _l2_resident(w, l2_bytes, l2_dram_fraction)
-            a = _l2_resident(a, l2_bytes, l2_dram_fraction)
-            if _node_time(w, machine) < _node_time(a, machine):
-                a, label = w, f"winograd-f{m}3"
-        else:
-            a = _l2_resident(a, l2_bytes, l2_dram_fraction)
-        nodes.append(a)
+            wino = settle(_winograd(n, m), max(1, depth // 9))
+            if sum(_node_time(p, machine) for p in wino) < sum(_node_time(p, machine) for p in passes):
+                passes, label = wino, f"winograd-f{m}3"
+        nodes.extend(passes)
         choice[n.name] = label
     return replace(cost, nodes=tuple(nodes)), choice
+
+
+def ncnn_int8(cost: ModelCost) -> ModelCost:
+    """An fp32 graph as ncnn's int8 inference runs it: convolutions and fully connected
+    layers compute in int8 on int8 weights, while the blobs between layers stay fp32 (each
+    int8 layer quantizes its input on entry and dequantizes its output), so activation
+    traffic is that of fp32 plus a quantize pass per int8 layer."""
+    nodes = []
+    for n in cost.nodes:
+        if n.constant or n.fmt != "fp32" or n.op_class not in ("conv", "grouped", "depthwise", "gemm"):
+            nodes.append(n)
+            continue
+        nodes.append(replace(n, name=f"{n.name}/quantize", op_class="data", macs=0, flops=0, weight_bytes=0,
+                             output_bytes=n.input_bytes // 4, params=0, fuses_into=None))
+        nodes.append(replace(n, fmt="int8", weight_bytes=n.weight_bytes // 4, input_bytes=n.input_bytes // 4))
+    int8 = sum(n.weight_bytes for n in nodes) / max(1, sum(n.weight_bytes for n in cost.nodes))
+    return replace(cost, nodes=tuple(nodes), _weight_bytes_once=int(cost.weight_bytes * int8))
 
 
 def predict(cost: ModelCost, target: TargetSpec, threads: int = 1, precision: str = "fp32",
@@ -280,7 +310,7 @@ def predict(cost: ModelCost, target: TargetSpec, threads: int = 1, precision: st
     ``precision`` ``int8`` runs every fp32 node in int8 (ncnn's int8 inference with int8
     weights and activations); a QDQ model's cost is int8 already.
     """
-    run = cost.in_format("int8") if precision == "int8" else cost
+    run = ncnn_int8(cost) if precision == "int8" else cost
     machine, k, plan = arm_machine(target, threads, clock_hz, constants)
     planned, choice = plan_nodes(run, machine, plan.l2_bytes, k.l2_dram_fraction,
                                     k.gemm_half_depth)
