@@ -33,6 +33,14 @@ def template_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
+def test_sigdl_new_help_imports_no_copier() -> None:
+    out = subprocess.run([*SIGDL[:1], "-X", "importtime", *SIGDL[1:], "new", "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and "--update" in out.stdout, out.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
+    assert not imported & {"copier", "jinja2", "torch", "onnxruntime"}, sorted(imported & {"copier", "jinja2"})
+
+
 @pytest.mark.parametrize("args, says", [
     (["new", "target", "Acme_Board"], "'Acme_Board' cannot name a plugin"),
     (["new", "target", "acme--board"], "'acme--board' cannot name a plugin"),
