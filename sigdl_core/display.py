@@ -33,13 +33,13 @@ class _LiveProgress(Progress):
 
 def candidates_table() -> Table:
     t = Table(title="Candidates", title_justify="left", header_style="bold")
-    for h in ("#", "phase", "setting", "top-1", "ratio", "size", "met", "missed"):
+    for h in ("#", "phase", "setting", "top-1 (validation)", "ratio", "size", "met", "missed"):
         t.add_column(h, overflow="fold")
     return t
 
 
 def candidate_row(record: Mapping[str, Any], cached: bool) -> list[str]:
-    acc = record.get("accuracy")
+    acc = record.get("validation_accuracy")
     missed = "; ".join(s["limit"] + (f" ({s['target']})" if s.get("target") else "")
                        for s in record.get("shortfalls", []))
     return [str(record["index"]) + (" (resumed)" if cached else ""), str(record.get("phase", "")),

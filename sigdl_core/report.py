@@ -70,7 +70,7 @@ def target_rows(baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None) -
     base_targets = baseline.get("targets") or {}
     for name in sorted(set(base_targets) | set(chosen_targets)):
         b, c = base_targets.get(name, {}), chosen_targets.get(name, {})
-        for key, label, unit in (("accuracy", "top-1", ""), ("latency_ms_p50", "latency p50", " ms"),
+        for key, label, unit in (("accuracy", "top-1 (validation)", ""), ("latency_ms_p50", "latency p50", " ms"),
                                  ("latency_ms_p95", "latency p95", " ms"), ("fps_batch1", "fps (batch 1)", ""),
                                  ("peak_memory_bytes", "peak memory", ""), ("power_w", "power", " W"),
                                  ("energy_mj", "energy / inference", " mJ")):
@@ -104,11 +104,25 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     if report.get("stopped"):
         out += ["", f"The search stopped early: {report['stopped']}."]
     rows = [["baseline", f"{baseline.get('parameters', 0):,}", human_bytes(baseline.get("weights_bytes")), "1×",
-             percent(baseline.get("accuracy")), percent(baseline.get("top5"))]]
+             percent(baseline.get("validation_accuracy")), percent(baseline.get("accuracy")),
+             percent(baseline.get("top5"))]]
     if chosen:
         rows.append([f"chosen (candidate {chosen['index']})", "", human_bytes(chosen.get("artifact_bytes")),
-                     f"{chosen.get('ratio', 0):.1f}×", percent(chosen.get("accuracy")), percent(chosen.get("top5"))])
-    out += ["", "## Model", "", markdown_table(["", "parameters", "size", "ratio", "top-1", "top-5"], rows)]
+                     f"{chosen.get('ratio', 0):.1f}×", percent(chosen.get("validation_accuracy")),
+                     percent(chosen.get("accuracy")), percent(chosen.get("top5"))])
+    out += ["", "## Model", "", markdown_table(
+        ["", "parameters", "size", "ratio", "top-1 validation (decided)", "top-1 test (reported)", "top-5 test"], rows)]
+    decided = report.get("decided_on") or {}
+    if decided.get("samples"):
+        drop = ""
+        if chosen and chosen.get("validation_accuracy") is not None and baseline.get("validation_accuracy") is not None:
+            drop = f" The chosen model loses {100 * (baseline['validation_accuracy'] - chosen['validation_accuracy']):.2f} points on validation"
+            if chosen.get("accuracy") is not None and baseline.get("accuracy") is not None:
+                drop += f" and {100 * (baseline['accuracy'] - chosen['accuracy']):.2f} on test"
+            drop += "."
+        out += ["", f"Every decision (search, budget) was taken on the validation split ({decided['samples']:,} "
+                f"samples held out of training); the test split ({decided.get('test_samples', 0):,} samples) "
+                f"was evaluated only for this report.{drop} Accuracy on a target is on the validation split."]
     if report.get("new_data"):
         out += ["", f"New data from the field: {report['new_data']['train']} samples added to retraining; "
                 f"accuracy on its held-out part: baseline {percent(baseline.get('new_data_accuracy'))}, chosen "
@@ -128,8 +142,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     cands = report.get("candidates") or []
     if cands:
         out += ["", f"## Candidates ({len(cands)})", "", markdown_table(
-            ["#", "phase", "setting", "top-1", "ratio", "bytes", "met", "missed"],
-            [[c["index"], c.get("phase"), c.get("note"), percent(c.get("accuracy")), _fmt(c.get("ratio"), "×"),
+            ["#", "phase", "setting", "top-1 (validation)", "ratio", "bytes", "met", "missed"],
+            [[c["index"], c.get("phase"), c.get("note"), percent(c.get("validation_accuracy")), _fmt(c.get("ratio"), "×"),
               f"{c.get('artifact_bytes', 0):,}", "yes" if c.get("met") else "no",
               "; ".join(s["limit"] + (f" ({s['target']})" if s.get("target") else "") for s in c.get("shortfalls", []))]
              for c in cands])]

@@ -72,10 +72,15 @@ from .targets import BoundTarget, emulate_target
 
 #: Bits the search starts from, per layer kind (Deep Compression's: 8 conv, 5 fc).
 START_BITS = {"conv": 8, "depthwise": 8, "fc": 5}
-#: Largest strength tried: density d^t with t = 4 turns a 10 % density into 0.01 %.
-MAX_STRENGTH = 4.0
+#: Largest strength the ladder climbs to: density d^t with t = 6 turns a 30 % density into 0.07 %.
+MAX_STRENGTH = 6.0
 #: The strength ladder's rung spacing, and the step of the per-layer phase.
 STRENGTH_STEP = 0.5
+#: The share of the allowed accuracy drop the pruning phases leave to the bits phase: pruning
+#: that spends all of it leaves quantization no room, and the most compressed models come from both.
+BITS_RESERVE = 0.0
+#: Most steps of ``STRENGTH_STEP`` the layers phase pushes one layer beyond the common strength.
+LAYER_STEPS = 3
 #: Layers holding at least this share of the kept weights get their own sparsity and bits search.
 MIN_SHARE = 0.1
 #: The split every decision of the search is taken on; the test split only reports.
@@ -190,10 +195,14 @@ class Workbench:
             out[target.name] = target_record(emulate_target(registry, target, onnx_path, self.decision_data))
         return out
 
-    def accuracy_ok(self, record: Mapping[str, Any]) -> bool:
+    def accuracy_ok(self, record: Mapping[str, Any], reserve: float = 0.0) -> bool:
+        """Whether the record's validation top-1 is above the budget's floor, raised by
+        ``reserve`` × the allowed drop (the share a later phase keeps for itself)."""
         if self.baseline_top1 is None or record.get("validation_accuracy") is None:
             return True
-        return record["validation_accuracy"] >= self.budget.accuracy_floor(self.baseline_top1) - 1e-12
+        floor = self.budget.accuracy_floor(self.baseline_top1)
+        floor += reserve * (self.baseline_top1 - floor)
+        return record["validation_accuracy"] >= floor - 1e-12
 
     def check_limits(self) -> None:
         limits = self.recipe.limits
@@ -555,17 +564,18 @@ def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) 
 
 def _path_candidate(bench: Workbench, plan: SearchPlan, path: list[dict[str, float]],
                     bits: Mapping[str, int] | None, phase: str, note: str) -> bool:
-    """Evaluates the chain with its pruning run along ``path``; True when it keeps the accuracy."""
+    """Evaluates the chain with its pruning run along ``path``; True when it keeps the accuracy
+    (in the pruning phases, with :data:`BITS_RESERVE` of the allowed drop left over)."""
     use_path = path if plan.pruning_first() else None
     rec = bench.candidate(plan.build(path[-1], bits), phase, note, path=use_path)
-    return bench.accuracy_ok(rec)
+    return bench.accuracy_ok(rec, reserve=0.0 if phase == "bits" else BITS_RESERVE)
 
 
 def _climb_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float],
                     bits: Mapping[str, int] | None) -> tuple[list[dict[str, float]], dict[str, float]]:
     """Climbs the strength ladder as one pruning path; returns the best passing path
     (the shortest one when none passes) and its per-layer strengths."""
-    ladder, t = [], 1.0
+    ladder, t = [], STRENGTH_STEP
     while t <= MAX_STRENGTH + 1e-9:
         ladder.append(round(t, 6))
         t += STRENGTH_STEP
@@ -580,8 +590,8 @@ def _climb_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float
             failed += 1
             if failed >= 2:
                 break
-    if best is None:  # even the caps fail once retrained: prune less, in one step
-        for t in (0.5, 0.25):
+    if best is None:  # even the first rung fails once retrained: prune less, in one step
+        for t in (STRENGTH_STEP / 2, STRENGTH_STEP / 4):
             path = [sparsities_at(caps, t)]
             if _path_candidate(bench, plan, path, bits, "strength", f"t={t:.4g}"):
                 best = (path, t)
@@ -593,9 +603,12 @@ def _climb_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float
 
 def _push_layers(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float], bits: Mapping[str, int] | None,
                  path: list[dict[str, float]], strengths: dict[str, float]) -> list[dict[str, float]]:
-    """Extends the path by pruning the heaviest layers further, one at a time, while it passes."""
+    """Extends the path by pruning the heaviest layers further, one at a time, while it passes
+    (at most :data:`LAYER_STEPS` steps a layer: a small validation split cannot see a slow
+    decline, and one layer pushed far alone is worse than all of them pushed a little)."""
     for name in heavy_layers(bench, path[-1], list(caps)):
-        while strengths[name] + STRENGTH_STEP <= 2 * MAX_STRENGTH + 1e-9:
+        limit = strengths[name] + LAYER_STEPS * STRENGTH_STEP
+        while strengths[name] + STRENGTH_STEP <= limit + 1e-9:
             trial = {**strengths, name: strengths[name] + STRENGTH_STEP}
             longer = [*path, sparsities_at(caps, trial)]
             if not _path_candidate(bench, plan, longer, bits, "layers", f"{name}: t={trial[name]:.4g}"):

@@ -131,7 +131,8 @@ def test_resume_after_sigkill_redoes_and_loses_no_candidate(sigdl_cli, numpy_plu
     fresh = run(sigdl_cli, numpy_plugin, str(recipe), "-o", str(tmp_path / "fresh"), "--json")
     expected = json.loads(fresh.stdout)
     assert [c["key"] for c in report["candidates"]] == [c["key"] for c in expected["candidates"]]
-    assert [c["accuracy"] for c in report["candidates"]] == [c["accuracy"] for c in expected["candidates"]]
+    assert ([c["validation_accuracy"] for c in report["candidates"]]
+            == [c["validation_accuracy"] for c in expected["candidates"]])
     assert report["chosen"]["key"] == expected["chosen"]["key"]
 
 
