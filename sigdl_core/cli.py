@@ -666,6 +666,12 @@ def test_cmd(
         raise typer.Exit(1)
 
 
+def _on_board(report: Any) -> bool:
+    """Whether a report's numbers were measured on a real board."""
+    p = report.provenance.get("latency_ms_p50")
+    return p is not None and p.method.name == "MEASURED"
+
+
 def comparison_table(reports: Sequence[Any]) -> Any:
     """Targets side by side: one column per target, one row per measure, with its method."""
     from .display import table
@@ -688,7 +694,8 @@ def comparison_table(reports: Sequence[Any]) -> Any:
         ["fps (best batch)"] + [f"{fmt(r.fps_best)} @ {r.best_batch or '—'}" + method(r, "fps_best") for r in reports],
         ["peak memory"] + [f"{human_bytes(r.peak_memory_bytes)} / {human_bytes(r.memory_limit_bytes)}"
                            + method(r, "peak_memory_bytes") for r in reports],
-        ["power"] + [fmt(r.power_w, " W") + method(r, "power_w") for r in reports],
+        ["power"] + [("not measured" if r.power_w is None and _on_board(r) else fmt(r.power_w, " W"))
+                     + method(r, "power_w") for r in reports],
         ["energy / inference"] + [fmt(r.energy_mj, " mJ") + method(r, "energy_mj") for r in reports],
         ["fits"] + ["yes" if r.fits else "NO" for r in reports],
     ]
@@ -703,8 +710,14 @@ def comparison_table(reports: Sequence[Any]) -> Any:
                 return ""
             return f"{(theirs / mine - 1) * 100:+.1f} %"
 
+        def points(r: Any) -> str:
+            twin = twins.get(r.target)
+            if twin is None or r.accuracy is None or twin.accuracy is None:
+                return ""
+            return f"{(twin.accuracy.top1 - r.accuracy.top1) * 100:+.2f} points"
+
         rows.append(["emulator error, latency p50 (vs board)"] + [error(r, "latency_ms_p50") for r in reports])
-        rows.append(["emulator error, peak memory (vs board)"] + [error(r, "peak_memory_bytes") for r in reports])
+        rows.append(["emulator error, top-1 (vs board)"] + [points(r) for r in reports])
     return table("Re-test on targets", ["", *[r.target for r in reports]], rows)
 
 
