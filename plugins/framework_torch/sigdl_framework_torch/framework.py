@@ -461,6 +461,18 @@ class TorchFramework(Framework):
 
         return sparsify(self._module(model), DEFAULT_MAX_DENSITY if max_density is None else max_density)
 
+    def frequency_module(self, model: Model, batch_size: int = 1, repeats: int = 7) -> tuple[nn.Module, list[dict]]:
+        """An inference-only copy with each layer on the path timed fastest here, and the plan.
+
+        Block-circulant FC layers may run by FFT and stride-1 convolutions by tiled FFT
+        (:mod:`sigdl_framework_torch.fft`); each is timed against direct at ``batch_size``.
+        """
+        from .fft import frequency_module
+
+        example = torch.zeros((batch_size, *model.input_shape), dtype=torch.float32)
+        module, plans = frequency_module(self._module(model), example, repeats=repeats)
+        return module, [p.to_dict() for p in plans]
+
     # ------------------------------------------------------------------ training
 
     def _tensors(self, model: Model, data: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
