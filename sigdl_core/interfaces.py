@@ -101,6 +101,34 @@ class ArrayDataset:
             return self.x_val, self.y_val
         raise InvalidValueError(f"unknown split '{split}'", "use train, validation or test")
 
+    def arrays_for(self, model: Model, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of one split as ``model`` takes them: float32 and int64, C-contiguous.
+
+        Raises :class:`InvalidValueError` (one line) when the samples' shape is not the model's
+        input shape, the split is empty or its labels fall outside the model's classes.
+        """
+        import numpy as np
+
+        x, y = self.arrays(split)
+        if x.ndim < 2 or tuple(x.shape[1:]) != tuple(model.input_shape):
+            raise InvalidValueError(
+                f"dataset '{self.name}' has samples shaped {tuple(x.shape[1:])}, but the model "
+                f"'{model.architecture}' takes {tuple(model.input_shape)}",
+                "build the model for the dataset's input shape",
+            )
+        if len(x) != len(y):
+            raise InvalidValueError(f"dataset '{self.name}' has {len(x)} {split} samples but {len(y)} labels")
+        if len(y) == 0:
+            raise InvalidValueError(f"dataset '{self.name}' has no {split} samples", f"use a dataset with a {split} split")
+        labels = np.ascontiguousarray(y, dtype=np.int64)
+        if labels.min() < 0 or labels.max() >= model.num_classes:
+            raise InvalidValueError(
+                f"dataset '{self.name}' has labels from {labels.min()} to {labels.max()}, but the model "
+                f"has {model.num_classes} classes",
+                "build the model with the dataset's number of classes",
+            )
+        return np.ascontiguousarray(x, dtype=np.float32), labels
+
     def with_validation(self, fraction: float, seed: int = 0) -> ArrayDataset:
         """A copy whose validation split is ``fraction`` of the training samples.
 

@@ -476,27 +476,8 @@ class TorchFramework(Framework):
     # ------------------------------------------------------------------ training
 
     def _tensors(self, model: Model, data: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = data.arrays(split)
-        if x.ndim < 2 or tuple(x.shape[1:]) != tuple(model.input_shape):
-            raise InvalidValueError(
-                f"dataset '{data.name}' has samples shaped {tuple(x.shape[1:])}, but the model "
-                f"'{model.architecture}' takes {tuple(model.input_shape)}",
-                "build the model for the dataset's input shape",
-            )
-        if len(x) != len(y):
-            raise InvalidValueError(f"dataset '{data.name}' has {len(x)} {split} samples but {len(y)} labels")
-        if len(y) == 0:
-            raise InvalidValueError(f"dataset '{data.name}' has no {split} samples", f"use a dataset with a {split} split")
-        labels = np.asarray(y)
-        if labels.min() < 0 or labels.max() >= model.num_classes:
-            raise InvalidValueError(
-                f"dataset '{data.name}' has labels from {labels.min()} to {labels.max()}, but the model "
-                f"has {model.num_classes} classes",
-                "build the model with the dataset's number of classes",
-            )
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        yt = torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
-        return xt, yt
+        x, labels = data.arrays_for(model, split)
+        return torch.from_numpy(x), torch.from_numpy(labels)
 
     def check_settings(self, settings: TrainSettings) -> None:
         check_settings(settings)
