@@ -419,20 +419,33 @@ def resolve_targets(registry: Registry, refs: Sequence[TargetRef | str]) -> list
     """
     out: list[BoundTarget] = []
     seen: set[str] = set()
+    twins: set[str] = set()  # emulated twins a real board added, which a plain entry may replace
     for ref in refs:
         if not isinstance(ref, TargetRef):
             ref = TargetRef.parse(ref)
         spec = registry.get("target", ref.name)
         emulator = registry.get("emulator", spec.emulator)
-        if spec.name in seen:
-            raise BadInputError(f"target '{spec.name}' is named twice",
+        key = spec.name if ref.remote is None else f"{spec.name}@{ref.remote.host}"
+        if key in seen and key not in twins:
+            raise BadInputError(f"target '{key}' is named twice",
                                 "re-test on a target once per run; compare option settings with one 'sigdl test' per setting")
-        seen.add(spec.name)
         if ref.remote is not None:
-            out.extend(_bind_board(registry, ref, spec, emulator))
+            twin, board = _bind_board(registry, ref, spec, emulator)
+            seen.add(key)
+            if spec.name not in seen:  # the emulator beside the board, unless named already
+                seen.add(spec.name)
+                twins.add(spec.name)
+                out.append(twin)
+            out.append(board)
             continue
         options = validate_options(emulator.options, ref.options, spec, f"target '{spec.name}'")
-        out.append(BoundTarget(ref=ref, spec=spec, emulator=emulator, options=options))
+        bound = BoundTarget(ref=ref, spec=spec, emulator=emulator, options=options)
+        if key in twins:  # the user's own entry (and options) for a board's emulated twin
+            twins.discard(key)
+            out = [bound if (t.name == key and t.remote is None) else t for t in out]
+            continue
+        seen.add(key)
+        out.append(bound)
     return out
 
 

@@ -21,9 +21,9 @@ A multicore ARM CPU running ncnn spends its time as follows, and each term is on
 * **Threads.** ncnn splits each layer over ``threads`` OpenMP threads with a static
   schedule, so the slowest core used sets the pace; the speed-up of ``t`` threads is
   ``1 + (t − 1) · parallel_efficiency`` (int8 kernels, bound by the one integer-multiply
-  pipe rather than by the shared L2, have their own); a pass with few outputs splits badly,
-  so with ``t`` > 1 its efficiency is scaled by ``outputs / (outputs + parallel_half_outputs)``
-  (the core roofline's occupancy curve); and each layer pays a fork/join barrier
+  pipe rather than by the shared L2, have their own); a pass with few outputs splits badly:
+  its speed-up is ``1 + (t − 1) · p · outputs / (outputs + parallel_half_outputs)``, never
+  below one thread's; and each layer pays a fork/join barrier
   (``thread_sync_cycles``) when ``t`` > 1.
 * **Memory bound.** Per layer, time is the larger of compute and DRAM traffic over the
   attainable bandwidth: ``min(bandwidth_all_cores, t · bandwidth_one_core)`` of the board's
@@ -88,23 +88,23 @@ class ArmConstants:
 #: datasheet peaks, widths, clocks and bandwidths: their predictions of other boards' ncnn
 #: rows are held-out judgement (bench/results/arm_calibration.md), not a fit.
 _A72 = ArmConstants(
-    gemm_efficiency=0.9999,
-    winograd_efficiency=0.6839,
-    depthwise_efficiency=0.1610,
-    int8_gemm_efficiency=0.7229,
-    int8_winograd_efficiency=0.4333,
-    int8_depthwise_efficiency=0.4848,
+    gemm_efficiency=0.994,
+    winograd_efficiency=0.6856,
+    depthwise_efficiency=0.1942,
+    int8_gemm_efficiency=0.7162,
+    int8_winograd_efficiency=0.4372,
+    int8_depthwise_efficiency=0.5519,
     other_efficiency=0.25,  # pooling, LRN, elementwise: not fitted (memory bound in practice)
-    layer_overhead_cycles=99919.0,  # at the fit's bound of 1e5 cycles (56 µs at 1.8 GHz)
-    thread_sync_cycles=99996.0,  # at the bound too: a fork/join per pass with > 1 thread
-    parallel_efficiency=0.5185,
-    bandwidth_one_core=0.3064,
-    bandwidth_all_cores=0.4831,
-    inference_overhead_cycles=1998698.0,  # at the bound of 2e6 cycles (1.1 ms)
+    layer_overhead_cycles=99943.0,  # at the fit's bound of 1e5 cycles (56 µs at 1.8 GHz)
+    thread_sync_cycles=99997.0,  # at the bound too: a fork/join per pass with > 1 thread
+    parallel_efficiency=0.4603,
+    bandwidth_one_core=0.3371,
+    bandwidth_all_cores=0.4782,
+    inference_overhead_cycles=1998938.0,  # at the bound of 2e6 cycles (1.1 ms)
     l2_dram_fraction=0.9387,
-    gemm_half_depth=67.01,
-    int8_parallel_efficiency=0.6620,
-    parallel_half_outputs=21811.0,
+    gemm_half_depth=68.73,
+    int8_parallel_efficiency=0.6293,
+    parallel_half_outputs=32815.0,
     fitted_to="ncnn benchmark/README.md, Raspberry Pi 4B (A72 1.8 GHz) rows, fp32+int8, 1+4 threads",
 )
 
@@ -170,7 +170,6 @@ def arm_machine(target: TargetSpec, threads: int, clock_hz: float | None = None,
         per_inference_overhead_s=k.inference_overhead_cycles / clock,
         fuse_epilogues=True,
         free_op_classes=frozenset({"view", "quant"}),
-        occupancy_half_outputs=k.parallel_half_outputs if threads > 1 else 0.0,
     )
     plan = ArmPlan(threads, clock, slowest.core, tuple((c.core, n) for c, n in used), {},
                    l2_bytes=min(c.l2_bytes for c, _ in used))
@@ -258,19 +257,34 @@ def _l2_resident(node: NodeCost, l2_bytes: int, fraction: float) -> NodeCost:
 
 def plan_nodes(cost: ModelCost, machine: Machine, l2_bytes: int = 0,
                l2_dram_fraction: float = 1.0,
-               gemm_half_depth: float = 0.0) -> tuple[ModelCost, dict[str, str]]:
+               gemm_half_depth: float = 0.0, threads: int = 1,
+               parallel_efficiency: Mapping[str, float] | None = None,
+               parallel_half_outputs: float = 0.0) -> tuple[ModelCost, dict[str, str]]:
     """The cost with each convolution rewritten into the passes ncnn would run, and the
     choice per layer (``gemm-1x1``, ``im2col-gemm``, ``winograd-f63`` …), the cheaper of
     im2col and Winograd where both apply; nodes that fit in the L2 (``l2_bytes``) send
     ``l2_dram_fraction`` of their traffic to DRAM."""
     def settle(passes: list[NodeCost], depth: int) -> list[NodeCost]:
-        return [_l2_resident(_deepen(p, gemm_half_depth, depth) if p.flops else p, l2_bytes, l2_dram_fraction)
-                for p in passes]
+        return [_split(_l2_resident(_deepen(p, gemm_half_depth, depth) if p.flops else p, l2_bytes,
+                                    l2_dram_fraction)) for p in passes]
+
+    def _split(node: NodeCost) -> NodeCost:
+        """A pass with few outputs gains less from the extra threads: its speed-up is
+        1 + (t − 1)·p·outputs/(outputs + half) instead of the machine's 1 + (t − 1)·p."""
+        if threads <= 1 or parallel_half_outputs <= 0 or not node.flops:
+            return node
+        outs = 1
+        for d in (node.output_shapes[0] if node.output_shapes and node.output_shapes[0] else ()):
+            outs *= int(d)
+        p = parallel_efficiency.get(machine.compute_format(node.fmt), 0.0)
+        full = 1 + (threads - 1) * p
+        mine = 1 + (threads - 1) * p * outs / (outs + parallel_half_outputs)
+        return replace(node, flops=int(node.flops * full / mine))
 
     nodes, choice = [], {}
     for n in cost.nodes:
         if n.constant or n.op_class not in ("conv", "grouped"):
-            nodes.append(_l2_resident(n, l2_bytes, l2_dram_fraction))
+            nodes.append(_split(_l2_resident(n, l2_bytes, l2_dram_fraction)))
             continue
         depth = _depth(n)
         passes = settle(_im2col(n), depth)
@@ -312,7 +326,8 @@ def predict(cost: ModelCost, target: TargetSpec, threads: int = 1, precision: st
     """
     run = ncnn_int8(cost) if precision == "int8" else cost
     machine, k, plan = arm_machine(target, threads, clock_hz, constants)
-    planned, choice = plan_nodes(run, machine, plan.l2_bytes, k.l2_dram_fraction,
-                                    k.gemm_half_depth)
+    par = {"fp32": k.parallel_efficiency, "int8": k.int8_parallel_efficiency or k.parallel_efficiency}
+    planned, choice = plan_nodes(run, machine, plan.l2_bytes, k.l2_dram_fraction, k.gemm_half_depth,
+                                 threads, par, k.parallel_half_outputs)
     est = estimate_latency(planned, machine, 1)
     return est, replace(plan, algorithms=choice), machine
