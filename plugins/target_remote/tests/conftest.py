@@ -67,17 +67,19 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-def start_sshd(folder: Path) -> TestSshd:
+def start_sshd(folder: Path, port: int | None = None) -> TestSshd:
+    """Starts sshd with the keys in ``folder`` (made on first use) at ``port`` (a free one)."""
     if not os.path.exists(SSHD) or shutil.which("ssh-keygen") is None:
         pytest.skip("OpenSSH's sshd is not installed (apt-get install openssh-server; make test does this)")
     folder.mkdir(parents=True, exist_ok=True)
     host, user_key = folder / "host_key", folder / "user_key"
-    _keygen(host)
-    _keygen(user_key)
+    for key in (host, user_key):
+        if not key.exists():
+            _keygen(key)
     auth = folder / "authorized_keys"
     auth.write_text(Path(str(user_key) + ".pub").read_text())
     os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation directory
-    port = _free_port()
+    port = port or _free_port()
     config = folder / "sshd_config"
     config.write_text("\n".join([
         f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host}", f"AuthorizedKeysFile {auth}",
@@ -102,8 +104,30 @@ def start_sshd(folder: Path) -> TestSshd:
     return TestSshd(port, getpass.getuser(), user_key, known, " ".join(host_pub[:2]), proc, folder)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    return _free_port()
+
+
 @pytest.fixture
 def sshd(tmp_path):
     server = start_sshd(tmp_path / "sshd")
     yield server
     server.kill()
+
+
+@pytest.fixture
+def sshd_at():
+    """``start(folder, port)`` → a :class:`TestSshd`; every server started is killed afterwards.
+    ``start.free_port()`` gives a port nothing listens on."""
+    started: list[TestSshd] = []
+
+    def start(folder: Path, port: int | None = None) -> TestSshd:
+        server = start_sshd(folder, port)
+        started.append(server)
+        return server
+
+    start.free_port = _free_port  # type: ignore[attr-defined]
+    yield start
+    for server in started:
+        server.kill()

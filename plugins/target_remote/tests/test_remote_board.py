@@ -165,3 +165,76 @@ def test_full_remote_sigdl_test_beside_the_emulator(sshd, tmp_path, sigdl_cli):
     assert result.exit_code == 3
     assert "cannot reach" in result.stdout + result.stderr
     assert "analytical" in result.stdout  # the twin's (emulated) column survived
+
+
+def test_board_targets_bind_beside_their_emulated_twin():
+    arm = pytest.importorskip("sigdl_target_arm.plugin")
+    from sigdl_core.errors import InvalidValueError
+    from sigdl_core.plugins import load_plugins
+    from sigdl_core.targets import TargetRef, resolve_targets
+
+    registry = load_plugins(allow=["target_arm", "target_remote"]).registry
+    assert arm is not None
+    bound = resolve_targets(registry, ["rpi4-a72@pi@192.0.2.7:2222:threads=2,python=/opt/venv/bin/python"])
+    assert [b.name for b in bound] == ["rpi4-a72", "rpi4-a72@192.0.2.7"]
+    twin, board = bound
+    assert twin.emulator.name == "arm" and twin.options["threads"] == 2 and "python" not in twin.options
+    assert board.emulator.name == "remote"
+    assert (board.options["host"], board.options["port"], board.options["user"]) == ("192.0.2.7", 2222, "pi")
+    assert board.options["python"] == "/opt/venv/bin/python" and board.options["threads"] == 2
+    # the user's own entry for the twin wins, wherever it stands
+    bound = resolve_targets(registry, ["rpi4-a72@pi@192.0.2.7", "rpi4-a72:precision=int8"])
+    assert [b.name for b in bound] == ["rpi4-a72", "rpi4-a72@192.0.2.7"]
+    assert bound[0].options["precision"] == "int8"
+    recipe = TargetRef.from_recipe({"name": "jetson-nano-cpu", "remote": {"host": "nano", "user": "nv"},
+                                    "power_command": "tegrastats", "runs": 7})
+    board = resolve_targets(registry, [recipe])[1]
+    assert board.options["power_command"] == "tegrastats" and board.options["runs"] == 7
+    with pytest.raises(InvalidValueError, match="unknown option 'colour'"):
+        resolve_targets(registry, ["rpi4-a72@pi@host:colour=red"])
+    with pytest.raises(InvalidValueError, match="runs"):
+        resolve_targets(registry, ["rpi4-a72@pi@host:runs=1"])
+    from sigdl_core.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="named twice"):
+        resolve_targets(registry, ["rpi4-a72@pi@host", "rpi4-a72@root@host"])
+
+
+@pytest.mark.slow
+def test_loop_with_a_board_that_is_down_resumes_when_it_is_back(tmp_path, sigdl_cli, sshd_at):
+    """`sigdl run` with a real board that does not answer: one clear error (exit 3), the run
+    folder intact; `--resume` retries once the board is back and re-tests on it."""
+    arm = pytest.importorskip("sigdl_target_arm.plugin")
+    torch_plugin = pytest.importorskip("sigdl_framework_torch.plugin")
+    prune = pytest.importorskip("sigdl_compress_prune.plugin")
+    from sigdl_target_remote import plugin as remote
+
+    folder, port = tmp_path / "board", sshd_at.free_port()
+    server = sshd_at(folder, port)  # keys and known_hosts for the recipe, then the board goes down
+    server.kill()
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"""
+model: lenet300100
+dataset: digits
+train: {{epochs: 1}}
+compress: {{chain: [prune], params: {{prune: {{sparsity: 0.5}}}}, retrain: {{epochs: 1}}}}
+targets:
+  - name: rpi4-a72
+    remote: {{host: 127.0.0.1, user: {server.user}, port: {port}, key_file: {server.key_file}, python: {sys.executable}}}
+    known_hosts: {server.known_hosts}
+    runs: 5
+    connect_timeout: 5.0
+budget: {{max_accuracy_drop: 100.0, min_fps: 1}}
+search: {{strategy: fixed}}
+limits: {{max_candidates: 1}}
+""")
+    run = tmp_path / "run"
+    plugins = [arm, remote, torch_plugin, prune]
+    first = sigdl_cli(["run", str(recipe), "-o", str(run), "-q"], plugins=plugins)
+    assert first.exit_code == 3, first.stdout + first.stderr
+    assert "cannot reach" in first.stdout + first.stderr
+    assert (run / "recipe.json").is_file()  # the run folder stands, ready to resume
+    server = sshd_at(folder, port)
+    again = sigdl_cli(["run", "--resume", str(run), "-q"], plugins=plugins)
+    assert again.exit_code in (0, 1), again.stdout + again.stderr
+    assert "rpi4-a72@127.0.0.1" in again.stdout
