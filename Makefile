@@ -45,7 +45,7 @@ docs: install
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 # The benchmarks, then BENCHMARKS.md written from their results (bench/results/*.md).
-BENCHES := cli_startup emulation_calibration calibration_movidius_c66x arm_calibration quant_coding_speed \
+BENCHES := cli_startup emulation_calibration arm_calibration quant_coding_speed \
            sparse_fc model_inference deep_compression loop
 bench: install
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done
@@ -54,12 +54,16 @@ bench: install
 # Each plugin alone: a fresh venv with only the core and that plugin (and its test extra),
 # then that plugin's tests. Slow (one venv per plugin), so not part of `make test`.
 ISOLATION_DIR ?= /tmp/sigdl-isolation
+# A plugin's own dependencies on other in-tree plugins (sigdl-framework-caffe needs
+# sigdl-framework-onnx), as `-e plugins/<name>`: they are not on PyPI. Extras are not followed.
+export LOCAL_DEPS := import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"].get("dependencies", []); print(" ".join("-e plugins/" + m.group(1).replace("-", "_") for m in (re.match(r"sigdl-([a-z0-9-]+)", d) for d in deps) if m and m.group(1) != "core"))
 isolation:
 	@set -e; for d in $(PLUGIN_DIRS); do \
 	  v=$(ISOLATION_DIR)/$$(basename $$d); rm -rf $$v; \
 	  echo "== $$d alone in $$v"; \
 	  $(PYTHON) -m venv $$v; \
-	  $$v/bin/python -m pip install --quiet -e . -e "$$d[test]"; \
+	  deps=$$($$v/bin/python -c "$$LOCAL_DEPS" $$d/pyproject.toml); \
+	  $$v/bin/python -m pip install --quiet -e . $$deps -e "$$d[test]"; \
 	  $$v/bin/python -m pytest -q -p no:cacheprovider $$d; \
 	done
 
