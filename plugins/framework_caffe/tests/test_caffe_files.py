@@ -141,3 +141,27 @@ def test_sigdl_frameworks_lists_caffe(sigdl_cli):
     assert result.exit_code == 0
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert {"caffe", "onnx"} <= set(rows) and ".caffemodel" in json.dumps(rows["caffe"])
+
+
+def test_compress_and_decode_a_caffe_model_through_the_cli(write_caffe, tmp_path, sigdl_cli):
+    pytest.importorskip("sigdl_compress_prune")
+    pytest.importorskip("sigdl_compress_quant")
+    path, acc = _write_trained(write_caffe, tmp_path)
+    out = tmp_path / "out"
+    result = sigdl_cli(["compress", str(path), "--with", "prune,quant,encode", "-p", "prune.sparsity=0.8",
+                        "--dataset", DATASET, "--retrain-epochs", "0", "-o", str(out), "--json"],
+                       plugins=[PLUGINS[-1]], entry_points=True)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["ratio"] > 5
+    assert (out / "baseline.caffemodel").is_file() and (out / "baseline.prototxt").is_file()
+    decoded = sigdl_cli(["decode", str(out / "model.sigdl"), "-o", str(tmp_path / "small.caffemodel")],
+                        plugins=[PLUGINS[-1]], entry_points=True)
+    assert decoded.exit_code == 0, decoded.output
+    fw = CaffeFramework()
+    small = fw.load(tmp_path / "small.caffemodel")
+    w = fw.get_weights(small)["ip1.weight"]
+    assert (w == 0).mean() == pytest.approx(0.8, abs=0.01)  # the pruned weights, back in a .caffemodel
+    # post-training, the decoded .caffemodel scores what the compressed candidate scored
+    assert fw.evaluate(small, _digits(), "test").top1 == pytest.approx(summary["accuracy"])
+    assert summary["baseline_accuracy"] == pytest.approx(acc)

@@ -9,7 +9,8 @@
   are fixed, and it is run once on zeros, which finds the class count and turns a model
   onnxruntime cannot run into one clear error at load time.
 
-**Weights** are the float32 initializers, by initializer name. Their layer kind comes from
+**Weights** are the float32 initializers that are not scalars (a Dropout ratio, a Clip
+bound is a setting), by initializer name. Their layer kind comes from
 the op that consumes them: a ``Conv`` weight is ``conv`` (``depthwise`` when every group
 has one input channel), a ``Gemm`` or ``MatMul`` weight is ``fc``, the third input of
 ``Conv``/``Gemm`` and a constant added to a ``Conv``/``Gemm``/``MatMul`` result is ``bias``,
@@ -222,7 +223,7 @@ def graph_from_proto(model: onnx.ModelProto, path: Path) -> OnnxGraph:
 
     weights: dict[str, np.ndarray] = {}
     for init in model.graph.initializer:
-        if init.data_type == onnx.TensorProto.FLOAT:
+        if init.data_type == onnx.TensorProto.FLOAT and len(init.dims) > 0:  # scalars are settings, not weights
             try:
                 weights[init.name] = numpy_helper.to_array(init).astype(np.float32, copy=True)
             except Exception as exc:  # noqa: BLE001 - short raw data in a truncated file
