@@ -216,6 +216,28 @@ def fit(calib: list[dict], costs: dict, targets: dict, start):
     return consts(res.x)
 
 
+EVIDENCE_FILE = HERE.parent / "plugins" / "target_arm" / "sigdl_target_arm" / "evidence.py"
+
+
+def write_evidence(data: list[dict], fitted: list[str]) -> None:
+    """The plugin's ``evidence.py``: every row with the shipped constants' prediction."""
+    lines = ['"""The published measurements behind the ARM emulator, with its predictions and errors.',
+             "", "Written by ``bench/arm_calibration.py`` from the constants in :mod:`.latency`; do not",
+             'edit by hand (rerun it)."""', "", "from sigdl_core.interfaces import CalibrationRow", "",
+             "EVIDENCE: tuple[CalibrationRow, ...] = ("]
+    for r in data:
+        row = dict(target=r["target"], model=MODELS[r["model"]][1], quantity="latency_ms",
+                   published=r["published_ms"], predicted=r["predicted_ms"],
+                   source=f"Tencent/ncnn benchmark/README.md, {r['board']}",
+                   set="calibration" if r["calibration"] else "held-out",
+                   sets=tuple(fitted) if r["calibration"] else (),
+                   options={"threads": r["threads"], "precision": r["precision"]},
+                   method="analytical", note=r["line"])
+        lines.append("    CalibrationRow(" + ", ".join(f"{k}={v!r}" for k, v in row.items()) + "),")
+    lines.append(")")
+    atomic_write_text(EVIDENCE_FILE, "\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", action="store_true", help="refit the A72 constants to the calibration rows")
@@ -263,6 +285,8 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "arm_calibration.json", json.dumps(result, indent=1) + "\n")
+    if args.out.resolve() == (HERE / "results").resolve():  # the shipped constants' evidence
+        write_evidence(data, [f for f in _FIT_FIELDS])
 
     md = ["## ARM emulator vs ncnn's benchncnn (Raspberry Pi 4B calibration, other boards held out)", "",
           f"`{result['command']}` — rows quoted from {SOURCE}. The Cortex-A72 constants were fitted to "

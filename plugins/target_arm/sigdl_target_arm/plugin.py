@@ -7,6 +7,7 @@ from sigdl_core import hookimpl
 from sigdl_core.interfaces import EmulatorOption, EmulatorSpec, TargetSpec
 
 from .datasheet import EMULATOR_NAME, TARGETS
+from .evidence import EVIDENCE
 
 #: Every option the ARM emulator takes; the core validates user values against these.
 OPTIONS: tuple[EmulatorOption, ...] = (
@@ -44,5 +45,6 @@ def sigdl_emulators() -> list[EmulatorSpec]:
             "accuracy by onnxruntime on the host (fp32, or the QDQ int8 model)",
             factory=_emulator,
             options=OPTIONS,
+            calibration=EVIDENCE,
         )
     ]

@@ -197,3 +197,15 @@ def test_emulate_fp32_and_int8_accuracy_through_onnxruntime(registry, tmp_path):
     out = emu.export_target_model(path, pi4, data, tmp_path / "export", {"precision": "int8"})
     qdq = onnx.load(str(out))
     assert any(n.op_type == "QuantizeLinear" for n in qdq.graph.node)
+
+
+def test_calibration_evidence_is_the_pi4_rows_and_held_out_boards(registry):
+    rows = registry.get("emulator", "arm").calibration
+    calib = [r for r in rows if r.set == "calibration"]
+    held = [r for r in rows if r.set == "held-out"]
+    assert len(calib) == 22 and {r.target for r in calib} == {"rpi4-a72-1800"}
+    assert {r.options["threads"] for r in calib} == {1, 4}
+    assert {r.options["precision"] for r in calib} == {"fp32", "int8"}
+    assert {r.target for r in held} == {"rpi3bplus-a53", "jetson-nano-cpu", "jetson-tx2-cpu"}
+    assert all(not r.sets for r in held) and all(r.sets for r in calib)
+    assert sum(abs(r.error) <= 0.15 for r in calib) >= 20  # the shipped constants' record
