@@ -369,6 +369,9 @@ class BoundTarget:
     spec: TargetSpec
     emulator: EmulatorSpec
     options: Mapping[str, Any]
+    #: For a real board: the target's own emulator binding, whose model form (int8 QDQ …,
+    #: :meth:`~sigdl_core.interfaces.Emulator.export_target_model`) the board runs.
+    twin: BoundTarget | None = None
 
     @property
     def name(self) -> str:
@@ -408,7 +411,7 @@ def _bind_board(registry: Registry, ref: TargetRef, spec: TargetSpec,
     given = {k: v for k, v in remote.to_dict().items() if v is not None and k in theirs}
     given.update({k: v for k, v in ref.options.items() if k in theirs})
     options = validate_options(board.options, given, spec, f"board '{ref}'")
-    return [twin, BoundTarget(ref=ref, spec=spec, emulator=board, options=options)]
+    return [twin, BoundTarget(ref=ref, spec=spec, emulator=board, options=options, twin=twin)]
 
 
 def resolve_targets(registry: Registry, refs: Sequence[TargetRef | str]) -> list[BoundTarget]:
@@ -451,5 +454,24 @@ def resolve_targets(registry: Registry, refs: Sequence[TargetRef | str]) -> list
 
 def emulate_target(registry: Registry, target: BoundTarget, onnx_path: Path,
                    data: ArrayDataset | None) -> EmulationReport:
-    """Re-tests the ONNX model at ``onnx_path`` on one bound target, with its options."""
-    return registry.emulator(target.emulator.name).emulate(onnx_path, target.spec, data, dict(target.options))
+    """Re-tests the ONNX model at ``onnx_path`` on one bound target, with its options.
+
+    A real board runs the model in the form its target's own emulator would (the int8 QDQ
+    model for ``precision=int8``), so that board and emulator are compared on one model.
+    """
+    if target.twin is None:
+        return registry.emulator(target.emulator.name).emulate(onnx_path, target.spec, data, dict(target.options))
+    import inspect
+    import tempfile
+
+    own = registry.emulator(target.twin.emulator.name)
+    with tempfile.TemporaryDirectory(prefix="sigdl-board-model-") as tmp:
+        export = own.export_target_model
+        if "options" in inspect.signature(export).parameters:
+            exported = export(onnx_path, target.spec, data, Path(tmp), options=dict(target.twin.options))
+        else:
+            exported = export(onnx_path, target.spec, data, Path(tmp))
+        report = registry.emulator(target.emulator.name).emulate(
+            Path(exported or onnx_path), target.spec, data, dict(target.options))
+    report.extra["model_run"] = "the target's own form, " + Path(exported).name if exported else "the model as given"
+    return report

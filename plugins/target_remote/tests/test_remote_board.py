@@ -238,3 +238,22 @@ limits: {{max_candidates: 1}}
     again = sigdl_cli(["run", "--resume", str(run), "-q"], plugins=plugins)
     assert again.exit_code in (0, 1), again.stdout + again.stderr
     assert "rpi4-a72@127.0.0.1" in again.stdout
+
+
+def test_the_board_runs_the_model_its_emulator_would_int8_qdq(sshd, tmp_path):
+    pytest.importorskip("sigdl_target_arm.plugin")
+    from sigdl_core.plugins import load_plugins
+    from sigdl_core.targets import emulate_target, resolve_targets
+
+    registry = load_plugins(allow=["target_arm", "target_remote"]).registry
+    path, data, expected = blobs(tmp_path)
+    target = (f"rpi4-a72@{sshd.user}@127.0.0.1:{sshd.port}:precision=int8,python={sys.executable},"
+              f"key_file={sshd.key_file},known_hosts={sshd.known_hosts},runs=5")
+    twin, board = resolve_targets(registry, [target])
+    assert board.twin == twin and twin.options["precision"] == "int8"
+    emulated = emulate_target(registry, twin, path, data)
+    measured = emulate_target(registry, board, path, data)
+    assert "int8-qdq" in measured.extra["model_run"]
+    assert measured.provenance["accuracy"].method is Method.MEASURED
+    assert measured.accuracy.top1 == pytest.approx(emulated.accuracy.top1, abs=0.02)  # one QDQ model
+    assert abs(measured.accuracy.top1 - expected) <= 0.05
