@@ -181,9 +181,10 @@ def frameworks_cmd(json_out: JsonOpt = False) -> None:
 @app.command("models")
 def models_cmd(json_out: JsonOpt = False) -> None:
     """List model architectures."""
-    _listing("model", ["name", "framework", "input", "classes", "parameters", "description"],
+    _listing("model", ["name", "framework", "input", "classes", "parameters", "trains with", "description"],
              lambda s: [s.name, s.framework, "×".join(map(str, s.input_shape)), s.num_classes,
-                        f"{s.parameters:,}", s.description], json_out, "Models")
+                        f"{s.parameters:,}", ", ".join(f"{k} {v}" for k, v in s.train_defaults.items()) or "—",
+                        s.description], json_out, "Models")
 
 
 @app.command("datasets")
@@ -224,8 +225,17 @@ def emulators_cmd(json_out: JsonOpt = False) -> None:
         return escape("\n".join(f"{o.name}={_option_default(o.default)}: {describe_option(o)} — {o.help}"
                                 for o in s.options)) or "—"
 
-    _listing("emulator", ["name", "description", "options", "plugin"],
-             lambda s: [s.name, s.description, options(s), s.source], json_out, "Emulators")
+    def evidence(s: Any) -> str:
+        """How the emulator did on published measurements: a summary, then each row."""
+        from .interfaces import calibration_summary
+
+        lines = [calibration_summary(s.calibration)]
+        lines += [f"{r.set[:5]} {r.target} {r.model} {r.quantity}: {r.predicted:.4g} vs {r.published:g} "
+                  f"({r.error:+.1%})" for r in s.calibration]
+        return escape("\n".join(lines))
+
+    _listing("emulator", ["name", "description", "options", "evidence (published rows)", "plugin"],
+             lambda s: [s.name, s.description, options(s), evidence(s), s.source], json_out, "Emulators")
 
 
 def _option_default(value: Any) -> str:
@@ -569,13 +579,14 @@ def train_cmd(
             data = session.load_data()
             m, _ = session.obtain_model(fw, data)
         target = out if out is not None else Path(f"{Path(r.model).stem}{(plugins.registry.get('framework', fw.name).suffixes or ('.model',))[0]}")
-        with session.stage("train", r.train.to_dict()):
-            history = fw.train(m, data, r.train, progress=observer.progress)
+        settings = session.recipe.train  # the model's own defaults where no flag or recipe key set one
+        with session.stage("train", settings.to_dict()):
+            history = fw.train(m, data, settings, progress=observer.progress)
         with session.stage("test", {"split": "test"}):
             acc = None if data.timing_only else fw.evaluate(m, data, "test")
         fw.save(m, target)
     result = {"model": m.architecture, "dataset": data.name, "file": str(target),
-              "accuracy": acc.to_dict() if acc else None, "train": history.to_dict()}
+              "accuracy": acc.to_dict() if acc else None, "settings": settings.to_dict(), "train": history.to_dict()}
     if json_out:
         _emit_json(result)
         return
