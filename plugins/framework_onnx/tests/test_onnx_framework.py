@@ -15,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from sigdl_core.errors import InvalidValueError, ModelFileError, UnknownNameError, UnsupportedModelError
+from sigdl_core.testing import FrameworkContract
 from sigdl_framework_onnx import plugin
 from sigdl_framework_onnx.framework import NEEDS_TORCH, OnnxFramework, RetrainingUnavailableError
 
@@ -236,3 +237,10 @@ def test_cli_answers_a_truncated_file_with_one_line_and_exit_2(sigdl_cli, mlp_on
     assert result.exit_code == 2
     text = result.output.strip()
     assert "Traceback" not in text and len(text.splitlines()) == 1 and "cut.onnx" in text
+
+
+class TestOnnxFrameworkContract(FrameworkContract):
+    """The core's framework conformance suite, on this plugin alone."""
+
+    frameworks = ["onnx"]
+    plugins = [plugin]
