@@ -13,7 +13,7 @@ import datetime as _dt
 import platform
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,7 +81,7 @@ class Session:
 
     def __post_init__(self) -> None:
         self.stages: dict[str, dict[str, Any]] = {}
-        self.recipe = self._with_model_defaults(self.recipe)
+        self.recipe = self._with_compressor_defaults(self._with_model_defaults(self.recipe))
 
     def _with_model_defaults(self, recipe: Recipe) -> Recipe:
         """The recipe with the zoo model's own training defaults where it set none."""
@@ -119,8 +119,7 @@ class Session:
         if path is None:
             registry.get("model", self.recipe.model, framework=framework)
         registry.dataset_spec(self.recipe.dataset)
-        for name in self.recipe.compress["chain"]:
-            registry.get("compressor", name)
+        self.check_compressors()
         fw = registry.framework(framework)
         fw.check_settings(self.recipe.train)
         if self.recipe.compress["chain"]:
@@ -130,6 +129,45 @@ class Session:
                                 "set validation: 0.1 (or --validation 0.1): decisions use a validation split, "
                                 "never the test split")
         self.targets()
+
+    def check_compressors(self) -> None:
+        """Every compressor of the chain exists and takes the parameters given, before any work.
+
+        A parameter its spec does not document is refused; a chain run as given
+        (``search.strategy: fixed``) also has its parameters checked by the compressor
+        (:meth:`~sigdl_core.interfaces.Compressor.check_params`).
+        """
+        from .errors import UnknownNameError
+
+        registry = self.plugins.registry
+        fixed = self.recipe.search["strategy"] == "fixed"
+        for name in self.recipe.compress["chain"]:
+            spec = registry.get("compressor", name)
+            given = self.recipe.compress["params"].get(name) or {}
+            unknown = [k for k in given if k not in spec.params]
+            if spec.params and unknown:
+                raise UnknownNameError(f"'{name}' parameter", str(unknown[0]), spec.params,
+                                       "known: " + ", ".join(spec.params) + " (sigdl compressors)")
+            if fixed:
+                registry.compressor(name).check_params(given)
+
+    def _with_compressor_defaults(self, recipe: Recipe) -> Recipe:
+        """A chain run as given: compressors given no parameters take their spec's defaults."""
+        if recipe.search["strategy"] != "fixed" or not recipe.compress["chain"]:
+            return recipe
+        params = dict(recipe.compress["params"])
+        for name in recipe.compress["chain"]:
+            if params.get(name):
+                continue
+            try:
+                defaults = self.plugins.registry.get("compressor", name).defaults
+            except BadInputError:
+                continue  # check() says what is wrong
+            if defaults:
+                params[name] = dict(defaults)
+        if params == dict(recipe.compress["params"]):
+            return recipe
+        return replace(recipe, compress={**recipe.compress, "params": params})
 
     def targets(self) -> list[BoundTarget]:
         """The recipe's targets bound to their specs, with their emulator options validated."""
@@ -230,11 +268,13 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
             model, built = session.obtain_model(framework, data)
         result.update(framework=fw_name, dataset=data.summary(), resumed=cached is not None)
 
-    post_training = None  # why the framework cannot retrain this model: compress without retraining
+    post_training = None  # why the chain runs without retraining: the recipe's choice, or the framework's
     if recipe.compress["chain"] and recipe.retrain_settings().epochs > 0:
         post_training = framework.training_unavailable(model)
         if post_training is not None and session.require_retraining:
             raise BadInputError(post_training, "compress post-training with --retrain-epochs 0")
+    elif recipe.compress["chain"]:
+        post_training = "retraining epochs are 0"
 
     extra = None
     if new_data is not None:
