@@ -154,6 +154,7 @@ def test_compress_and_decode_a_caffe_model_through_the_cli(write_caffe, tmp_path
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["ratio"] > 5
+    assert summary["retraining"] == "post-training: no retraining (retraining epochs are 0)"
     assert (out / "baseline.caffemodel").is_file() and (out / "baseline.prototxt").is_file()
     decoded = sigdl_cli(["decode", str(out / "model.sigdl"), "-o", str(tmp_path / "small.caffemodel")],
                         plugins=[PLUGINS[-1]], entry_points=True)
@@ -165,3 +166,30 @@ def test_compress_and_decode_a_caffe_model_through_the_cli(write_caffe, tmp_path
     # post-training, the decoded .caffemodel scores what the compressed candidate scored
     assert fw.evaluate(small, _digits(), "test").top1 == pytest.approx(summary["accuracy"])
     assert summary["baseline_accuracy"] == pytest.approx(acc)
+
+
+def test_retraining_a_caffe_model_keeps_a_mask_and_saves_back(write_caffe, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sigdl_framework_torch")
+    from sigdl_core.interfaces import TrainSettings
+
+    fw = CaffeFramework()
+    model = fw.load(_write_trained(write_caffe, tmp_path / "in")[0])
+    assert fw.training_unavailable(model) is None
+    w = fw.get_weights(model)["ip1.weight"]
+    mask = np.abs(w) >= np.quantile(np.abs(w), 0.7)
+    fw.set_weights(model, {"ip1.weight": w * mask})
+    data = _digits()
+    before = fw.evaluate(model, data, "test").top1
+
+    def projection(views: dict[str, np.ndarray]) -> None:
+        views["ip1.weight"] *= mask
+
+    fw.train(model, data, TrainSettings(epochs=2, lr=0.02, batch_size=32), projection=projection)
+    after = fw.get_weights(model)["ip1.weight"]
+    assert np.all(after[~mask] == 0) and not np.array_equal(after, w * mask)
+    acc = fw.evaluate(model, data, "test").top1
+    assert acc >= before - 0.02  # retraining (with Caffe's Dropout active) recovers from the pruning
+    saved = fw.load(fw.save(model, tmp_path / "out" / "retrained.caffemodel"))
+    np.testing.assert_array_equal(fw.get_weights(saved)["ip1.weight"], after)
+    assert fw.evaluate(saved, data, "test").top1 == pytest.approx(acc)
