@@ -18,11 +18,14 @@ SECTIONS = [
      "Tables 2 and 3 of Han, Mao & Dally (ICLR 2016) reproduced on `mnist5k`, ours beside the paper's."),
     ("The loop: `sigdl run` (issue 5)", "loop",
      "The default run and LeNet-5 against Movidius and Jetson, each a real `sigdl run` process."),
-    ("Emulator calibration against published latencies (issue 4)", "emulation_calibration",
-     "Every prediction against a published batch-1 measurement; one set of constants per board."),
-    ("Movidius and C66x calibration (issue 4)", "calibration_movidius_c66x", ""),
+    ("Emulator calibration against published measurements (issues 4 and 14)", "emulation_calibration",
+     "Every prediction against a published measurement, per board, with the constants each row set; "
+     "one set of constants per board and software generation."),
     ("ARM CPUs against ncnn's benchncnn (issue 11)", "arm_calibration",
      "Fitted to the Raspberry Pi 4B rows only; the other boards' rows are held-out judgement."),
+    ("PyTorch and TensorFlow side by side; TF-MOT beside SigDL (issue 9)", "frameworks",
+     "Train time per epoch and `sigdl run` wall time in both frameworks, and TF Model Optimization, "
+     "TFLite int8 and SigDL on the same Keras LeNet-300-100."),
     ("Sparse fully connected layers at batch 1 (issue 3)", "sparse_fc",
      "The sparse inference path (`SparseLinear`) against dense torch at Deep Compression's densities."),
     ("Whole-model inference: sparse and thinned models (issue 3)", "model_inference", ""),
