@@ -28,8 +28,8 @@ Target and emulator (on a tiny ONNX model, 12×1×8×8 inputs, ten classes):
 
 Compressor (on tiny named weights: a conv, an fc layer and their biases):
 
-* an unknown parameter is refused with a ``BadInputError`` naming it, before any weight
-  array is read;
+* an unknown parameter, and each documented one given a value of no valid type, is refused
+  with a ``BadInputError`` naming it, before any weight array is read;
 * the projection is idempotent, and after an optimizer step plus the projection the
   weights are still exactly representable in the compressed form (the ``.sigdl`` artifact
   built from them decodes to them);
@@ -377,28 +377,44 @@ def _compress(registry: Any, name: str, params: Mapping[str, Any]) -> tuple[Any,
     return result, weights, kinds
 
 
-def check_compressor_refuses_bad_params(registry: Any, name: str, folder: Path,
-                                        params: Mapping[str, Any] | None = None) -> None:
-    """An unknown parameter is refused with a BadInputError naming it, before any weight is read."""
+class _NotAValue:
+    """A parameter value of no type any parameter takes."""
+
+    def __repr__(self) -> str:
+        return "<not a value>"
+
+
+def _refuse(registry: Any, name: str, params: Mapping[str, Any], bad: str, what: str) -> None:
     weights, kinds = tiny_weights()
     watched = _WatchedWeights(weights)
     contract = "bad parameters are refused before work"
     try:
-        registry.compressor(name).compress(watched, kinds, {**dict(params or {}), UNKNOWN_NAME: 1})
+        registry.compressor(name).compress(watched, kinds, params)
     except BadInputError as exc:
-        if UNKNOWN_NAME not in exc.one_line():
-            raise ContractError("compressor", name, contract, f"the error '{exc.one_line()}' does not name the "
-                                f"unknown parameter '{UNKNOWN_NAME}'", "name the offending parameter") from None
+        if bad not in exc.one_line():
+            raise ContractError("compressor", name, contract, f"the error '{exc.one_line()}' for {what} does not "
+                                f"name '{bad}'", "name the offending parameter") from None
         if watched.read:
             raise ContractError("compressor", name, contract,
-                                f"it read the weight array '{watched.read[0]}' before refusing the parameter",
+                                f"it read the weight array '{watched.read[0]}' before refusing {what}",
                                 "check every parameter first, then touch the weights") from None
         return
     except Exception as exc:
-        raise ContractError("compressor", name, contract, f"an unknown parameter raised {type(exc).__name__}: {exc}",
+        raise ContractError("compressor", name, contract, f"{what} raised {type(exc).__name__}: {exc}",
                             "check parameters against CompressorSpec.params and raise InvalidValueError") from exc
-    raise ContractError("compressor", name, contract, f"compress accepted the unknown parameter '{UNKNOWN_NAME}'",
-                        "refuse parameters that CompressorSpec.params does not document, with InvalidValueError")
+    raise ContractError("compressor", name, contract, f"compress accepted {what}",
+                        "refuse parameters that CompressorSpec.params does not document, and values of the wrong "
+                        "type or range, with InvalidValueError")
+
+
+def check_compressor_refuses_bad_params(registry: Any, name: str, folder: Path,
+                                        params: Mapping[str, Any] | None = None) -> None:
+    """An unknown parameter, and a documented one given a value of no valid type, are refused
+    with a BadInputError naming them before any weight array is read."""
+    base = dict(params or {})
+    _refuse(registry, name, {**base, UNKNOWN_NAME: 1}, UNKNOWN_NAME, f"the unknown parameter '{UNKNOWN_NAME}'")
+    for param in registry.get("compressor", name).params:
+        _refuse(registry, name, {**base, param: _NotAValue()}, param, f"the parameter {param}=<not a value>")
 
 
 def _artifact_round_trip(result: Any, weights: Mapping[str, Any], kinds: Mapping[str, str],

@@ -173,7 +173,10 @@ class MaskingCompressor(Compressor):
         for key in params:
             if key not in self.known:
                 raise InvalidValueError(f"unknown parameter '{key}'", "known: threshold")
-        return float(params.get("threshold", 0.1))
+        threshold = params.get("threshold", 0.1)
+        if not isinstance(threshold, (int, float)):
+            raise InvalidValueError(f"parameter threshold={threshold!r} must be a number")
+        return float(threshold)
 
     def encode(self, weights: Mapping[str, np.ndarray], kinds: Mapping[str, str],
                masks: Mapping[str, np.ndarray]) -> dict[str, LayerEncoding]:
@@ -211,6 +214,20 @@ class ReadsWeightsFirst(MaskingCompressor):
         scale = max(float(np.abs(weights[n]).max()) for n in weights)  # work before the check
         assert scale > 0
         return super().compress(weights, kinds, params, previous)
+
+
+class ChecksValuesLate(MaskingCompressor):
+    def check(self, params: Mapping[str, Any]) -> float:
+        for key in params:
+            if key not in self.known:
+                raise InvalidValueError(f"unknown parameter '{key}'", "known: threshold")
+        return 0.1
+
+    def compress(self, weights, kinds, params, previous=None) -> CompressionResult:
+        result = super().compress(weights, kinds, params, previous)  # reads every weight
+        if not isinstance(params.get("threshold", 0.1), (int, float)):
+            raise InvalidValueError(f"parameter threshold={params['threshold']!r} must be a number")
+        return result
 
 
 class NoProjection(MaskingCompressor):
@@ -256,7 +273,9 @@ def test_a_correct_compressor_passes_every_contract(sigdl_plugins, tmp_path) -> 
     (AcceptsAnyParameter, c.check_compressor_refuses_bad_params,
      r"accepted the unknown parameter 'sigdl_conformance_no_such_name'\. Fix: refuse parameters"),
     (ReadsWeightsFirst, c.check_compressor_refuses_bad_params,
-     r"read the weight array 'conv1\.weight' before refusing the parameter\. Fix: check every parameter first"),
+     r"read the weight array 'conv1\.weight' before refusing the unknown parameter .* Fix: check every parameter first"),
+    (ChecksValuesLate, c.check_compressor_refuses_bad_params,
+     r"read the weight array 'conv1\.weight' before refusing the parameter threshold=<not a value>\. Fix: check"),
     (NoProjection, c.check_compressor_projection,
      r"changed the weights .* but returned no projection, so retraining undoes it\. Fix: return CompressionResult"),
     (ProjectionForgetsMasks, c.check_compressor_projection,
