@@ -197,9 +197,11 @@ def datasets_cmd(json_out: JsonOpt = False) -> None:
 
 @app.command("compressors")
 def compressors_cmd(json_out: JsonOpt = False) -> None:
-    """List compressors and their parameters."""
-    _listing("compressor", ["name", "description", "parameters", "plugin"],
-             lambda s: [s.name, s.description, ", ".join(s.params), s.source], json_out, "Compressors")
+    """List compressors, their parameters and the defaults 'sigdl compress' uses without -p."""
+    _listing("compressor", ["name", "description", "parameters", "defaults", "plugin"],
+             lambda s: [s.name, s.description, ", ".join(s.params),
+                        ", ".join(f"{k}={v}" for k, v in s.defaults.items()) or "its own (see parameters)",
+                        s.source], json_out, "Compressors")
 
 
 @app.command("targets")

@@ -252,7 +252,7 @@ class AtomEmulator(Emulator):
                 max_accuracy_samples=opts["max_accuracy_samples"],
                 reference=None if given else ref_path, reference_shape=REFERENCE_SHAPE,
                 threads=1, min_seconds=MIN_TIMING_SECONDS, max_repeats=MAX_REPEATS,
-                low_quantile=LOW_QUANTILE,
+                low_quantile=LOW_QUANTILE, timer="thread",
             )
         for w in res.warnings:
             if not w.startswith("the target has"):  # one core is used on purpose

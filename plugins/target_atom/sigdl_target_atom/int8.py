@@ -2,8 +2,10 @@
 
 OpenVINO's post-training quantization (POT, DefaultQuantization) gives u8 activations and
 s8 per-channel weights, min/max calibrated, convolutions and fully connected layers in
-int8. :func:`int8_model` writes the same with onnxruntime's ``quantize_static`` in QDQ
-format (QuantizeLinear/DequantizeLinear around each quantized tensor); onnxruntime fuses
+int8. :func:`int8_model` writes the same with the core's
+:func:`~sigdl_core.emulation.quantize.quantize_qdq` (batch norm folded, then onnxruntime's
+``quantize_static`` in QDQ format: QuantizeLinear/DequantizeLinear around each quantized
+tensor); onnxruntime fuses
 the pairs into its integer kernels (QLinearConv, QLinearMatMul) when it runs it. A model
 that already holds QuantizeLinear nodes is taken as the int8 model as it is.
 
@@ -14,14 +16,9 @@ so that the int8 model is scaled by an int8 kernel timed exactly like the fp32 o
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from sigdl_core.errors import UnsupportedModelError
-from sigdl_core.files import atomic_path
 
 __all__ = ["int8_model", "is_quantized", "reference_int8_model"]
 
@@ -36,43 +33,12 @@ def is_quantized(path: os.PathLike[str] | str) -> bool:
 
 def int8_model(src: os.PathLike[str] | str, dest: os.PathLike[str] | str,
                calibration: np.ndarray) -> Path:
-    """Writes the QDQ int8 model of ``src`` (u8 activations, s8 per-channel weights, min/max
-    calibrated on ``calibration``, N × sample shape) to ``dest``; returns ``dest``."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType
-    from onnxruntime.quantization import quantize_static
+    """Writes the QDQ int8 model of ``src`` to ``dest`` (batch norm folded first; u8
+    asymmetric activations, s8 per-channel weights, min/max calibrated on ``calibration``,
+    N × sample shape, as OpenVINO's DefaultQuantization does); returns ``dest``."""
+    from sigdl_core.emulation.quantize import quantize_qdq
 
-    model = onnx.load(os.fspath(src))
-    inits = {t.name for t in model.graph.initializer}
-    inputs = [i.name for i in model.graph.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise UnsupportedModelError(f"the int8 path takes models with one input; this one has {len(inputs)}",
-                                    "export the model with a single image input")
-    batches = [{inputs[0]: np.ascontiguousarray(calibration[i:i + 8], np.float32)}
-               for i in range(0, len(calibration), 8)]
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self._it = iter(batches)
-
-        def get_next(self):
-            return next(self._it, None)
-
-    out = Path(dest)
-    with tempfile.TemporaryDirectory(prefix="sigdl-atom-int8-") as tmp:
-        q = Path(tmp) / "int8.onnx"
-        try:
-            quantize_static(os.fspath(src), os.fspath(q), _Reader(), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            per_channel=True, calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
-        except Exception as exc:
-            raise UnsupportedModelError(
-                f"onnxruntime could not quantize the model to int8 ({' '.join(str(exc).split())[:300]})",
-                "check that the model runs in onnxruntime, or give an int8 (QDQ) model") from None
-        with atomic_path(out) as final:
-            shutil.copyfile(q, final)
-    return out
+    return quantize_qdq(src, calibration, dest, activation_type="uint8", per_channel=True)
 
 
 def reference_int8_model(fp32_reference: os.PathLike[str] | str, dest: os.PathLike[str] | str,

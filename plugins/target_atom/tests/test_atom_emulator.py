@@ -210,3 +210,32 @@ def test_atom_spread_is_reported_and_same_graphs_agree_in_kind(registry, tmp_pat
     # the same graph: the same layer count and reference, so only the measured ratio differs
     a, b = (r.extra["calibration"] for r in reps)
     assert a["layers"] == b["layers"] and a["reference_flops"] == b["reference_flops"]
+
+
+def test_atom_calibration_table_is_reproducible_from_the_shipped_constants():
+    """Every E3940 row's prediction follows from the host ratios the benchmark measured
+    (``MEASURED``; timing-based, owned by the benchmark) and the shipped constants."""
+    from sigdl_target_atom.calibration import EVIDENCE, MEASURED, PUBLISHED, predict_row
+
+    assert len(EVIDENCE) == len(PUBLISHED) == 10
+    desc = {d: k for k, d, *_ in PUBLISHED}
+    for row in EVIDENCE:
+        prec = row.options["precision"]
+        assert (desc[row.model], prec) in MEASURED
+        assert predict_row(desc[row.model], row.quantity, prec) == pytest.approx(row.predicted, rel=1e-5), row
+        assert row.method == "executed" and row.sets
+    # the E3930 and DeepLens are derived from the E3940's constants, not calibrated themselves
+    assert {r.target for r in EVIDENCE} == {"atom-x5-e3940"}
+
+
+def test_atom_evidence_is_listed_by_sigdl_emulators(sigdl_cli):
+    import json
+
+    from sigdl_target_atom import plugin
+
+    result = sigdl_cli(["emulators", "--json"], plugins=[plugin])
+    assert result.exit_code == 0, result.stdout
+    atom = next(e for e in json.loads(result.stdout) if e["name"] == "atom")
+    assert len(atom["calibration"]) == 10
+    assert all({"published", "predicted", "error", "sets", "source"} <= set(r) for r in atom["calibration"])
+    assert any(o["name"] == "precision" for o in atom["options"])

@@ -3,7 +3,7 @@
 TI's TIDL API documentation (``docs/source/example.rst``, Imagenet table) gives 117.9 ms of
 device processing time for JacintoNet11 v2 at 224² on one C66x of an AM5749 at 750 MHz.
 The graph below is TI's ``jacintonet11`` (caffe-jacinto-models, ``jacintonet_v2.py``) with
-stride list [2,2,2,2,2]; see ``bench/calibration_movidius_c66x.py`` for the reconstruction.
+stride list [2,2,2,2,2]; see ``bench/emulation_models.py`` for the reconstruction.
 """
 
 from __future__ import annotations

@@ -103,7 +103,10 @@ from sigdl_core.files import read_regular_file
 from sigdl_core.targets import validate_options
 from sigdl_core.interfaces import ArrayDataset, Emulator, EmulationReport, Method, TargetSpec
 
+from sigdl_core.interfaces import calibration_summary
+
 from .datasheet import CUDA_CORES, EMULATOR_NAME, POWER_MODES, bandwidth, peak_ops
+from .evidence import EVIDENCE
 from .plugin import EMULATOR_OPTIONS
 
 #: The TX2 + TensorRT 3 constants; see the module docstring for each one's reason.
@@ -118,6 +121,22 @@ CALIBRATION: dict[str, float] = {
     "per_inference_overhead_s": 0.9e-3,
 }
 
+#: TensorRT 5 (JetPack 4.x) on the same GPU: the TensorRT 3 constants with the convolution
+#: efficiency refitted on the one TensorRT 5 row of issue 14 (QuTiBench, GoogLeNet FP16,
+#: Max-P, 6.16 ms *compute*: the GPU's time alone, so no per-call overhead — QuTiBench's
+#: 9.93 ms system time adds host-side work this model does not cover); newer cuDNN/TensorRT
+#: kernels keep the SMs busier. The other constants are TensorRT 3's, unverified for
+#: TensorRT 5 (one row cannot set more than one).
+CALIBRATION_TRT5: dict[str, float] = {**CALIBRATION, "conv_efficiency": 0.7925, "per_inference_overhead_s": 0.0}
+
+#: The constant set of each TensorRT generation (the ``tensorrt`` option).
+TENSORRT: dict[int, dict[str, float]] = {3: CALIBRATION, 5: CALIBRATION_TRT5}
+
+#: The fraction of (budget − idle) drawn at full GPU utilisation, fitted on QuTiBench's
+#: 8.07 W for GoogLeNet at Max-P (TensorRT 5, FP16): power = idle + (budget − idle) ×
+#: active_fraction × utilisation.
+POWER: dict[str, float] = {"active_fraction": 0.5531}
+
 #: FP32 CUDA cores per SM by compute capability (NVIDIA CUDA C Programming Guide, "Arithmetic
 #: Instructions" throughput table).
 CORES_PER_SM = {(6, 0): 64, (6, 1): 128, (6, 2): 128, (7, 0): 64, (7, 2): 64, (7, 5): 64,
@@ -125,12 +144,17 @@ CORES_PER_SM = {(6, 0): 64, (6, 1): 128, (6, 2): 128, (7, 0): 64, (7, 2): 64, (7
                 (10, 0): 128, (12, 0): 128}
 
 
-def tx2_machine(mode: str = "max-n", calibration: Mapping[str, float] | None = None) -> Machine:
-    """The roofline of the TX2's GPU in a power mode, with :data:`CALIBRATION` constants."""
+def tx2_machine(mode: str = "max-n", calibration: Mapping[str, float] | None = None,
+                tensorrt: int = 3) -> Machine:
+    """The roofline of the TX2's GPU in a power mode, with the constants of a TensorRT
+    generation (:data:`TENSORRT`), ``calibration`` overriding some of them."""
     if mode not in POWER_MODES:
         raise InvalidValueError(f"power mode '{mode}' is not one of {', '.join(POWER_MODES)}",
                                 "use max-n, max-p or max-q")
-    c = dict(CALIBRATION)
+    if tensorrt not in TENSORRT:
+        raise InvalidValueError(f"tensorrt={tensorrt!r} is not one of {', '.join(map(str, TENSORRT))}",
+                                "use tensorrt=3 (JetPack 3.x) or tensorrt=5 (JetPack 4.x)")
+    c = dict(TENSORRT[tensorrt])
     c.update(calibration or {})
     gpu, emc, _budget, _label = POWER_MODES[mode]
     return Machine(
@@ -156,10 +180,28 @@ def tx2_machine(mode: str = "max-n", calibration: Mapping[str, float] | None = N
 
 
 def predict_latency_ms(cost: ModelCost, precision: str = "fp16", mode: str = "max-n",
-                       batch_size: int = 1) -> float:
+                       batch_size: int = 1, tensorrt: int = 3,
+                       calibration: Mapping[str, float] | None = None) -> float:
     """The emulator's batch latency in ms for a cost model (used by the calibration bench)."""
     run = cost.in_format("fp16") if precision == "fp16" else cost
-    return estimate_latency(run, tx2_machine(mode), batch_size).latency_ms
+    return estimate_latency(run, tx2_machine(mode, calibration, tensorrt), batch_size).latency_ms
+
+
+def predict_power_w(cost: ModelCost, precision: str = "fp16", mode: str = "max-n", tensorrt: int = 3,
+                    active_fraction: float | None = None) -> float:
+    """The emulator's power estimate in W at batch 1 (used by the calibration bench)."""
+    run = cost.in_format("fp16") if precision == "fp16" else cost
+    est = estimate_latency(run, tx2_machine(mode, tensorrt=tensorrt), 1)
+    return tx2_power_w(mode, roofline_utilisation(est), active_fraction)
+
+
+def tx2_power_w(mode: str, utilisation: float, active_fraction: float | None = None) -> float:
+    """``idle + (budget − idle) × active_fraction × utilisation`` (:data:`POWER`)."""
+    from .datasheet import IDLE_W
+
+    budget = POWER_MODES[mode][2]
+    k = POWER["active_fraction"] if active_fraction is None else active_fraction
+    return estimate_power(IDLE_W, IDLE_W + (budget - IDLE_W) * k, utilisation)
 
 
 def _options(options: Mapping[str, Any] | None, target: TargetSpec) -> dict[str, Any]:
@@ -199,7 +241,8 @@ class JetsonEmulator(Emulator):
         cost = analyze_model(model, 1, _symbolic_shapes(model, sample_shape))
         run_cost = cost.in_format("fp16") if precision == "fp16" else cost
         rb.extra("cost", cost.summary())
-        machine = tx2_machine(mode)
+        tensorrt = int(opts.get("tensorrt", 3))
+        machine = tx2_machine(mode, tensorrt=tensorrt)
         desc = describe_machine(machine, (precision,))
         rb.extra("machine", machine.to_dict())
         rb.extra("power_mode", {"mode": mode, "label": label, "gpu_clock_hz": gpu,
@@ -210,12 +253,17 @@ class JetsonEmulator(Emulator):
         est = estimate_latency(run_cost, machine, 1)
         for w in est.warnings:
             rb.warn(w)
-        calib_note = ("one set of constants, two of them fitted to the six published TX2 TensorRT "
-                      "timings of GoogLeNet, ResNet-50 and Inception v3 (FP16/FP32) and checked on "
-                      "twelve held-out ones: errors in bench/results/emulation_calibration.md; "
-                      "assumes TensorRT-3-era kernels")
+        calib_note = (f"the TensorRT {tensorrt} constant set (option tensorrt=3|5), "
+                      + ("two constants fitted to the six published TensorRT 3 timings of GoogLeNet, "
+                         "ResNet-50 and Inception v3 (FP16/FP32) and checked on twelve held-out ones"
+                         if tensorrt == 3 else
+                         "the TensorRT 3 set with the conv efficiency refitted on QuTiBench's GoogLeNet "
+                         "FP16 Max-P row")
+                      + f"; evidence: {calibration_summary([r for r in EVIDENCE if r.options.get('tensorrt', 3) == tensorrt])}")
         rb.set("latency_ms_p50", est.latency_ms, Method.ANALYTICAL,
-               f"calibrated GPU roofline, TensorRT-3-like {precision}, {label}: {desc}; {calib_note}")
+               f"calibrated GPU roofline, TensorRT {tensorrt}, {precision}, {label}: {desc}; {calib_note}")
+        rb.extra("evidence", [r.to_dict() for r in EVIDENCE])
+        rb.extra("tensorrt", tensorrt)
         rb.set("latency_ms_p95", est.latency_ms, Method.ANALYTICAL,
                "the roofline predicts one time: p95 = p50 (TensorRT on an idle TX2 varies little; "
                "a loaded system does)")
@@ -247,9 +295,10 @@ class JetsonEmulator(Emulator):
 
         # power ---------------------------------------------------------------------------
         u = roofline_utilisation(est)
-        power = estimate_power(target.idle_w, budget, u)
+        power = tx2_power_w(mode, u)
         rb.set("power_w", power, Method.ANALYTICAL,
                f"ESTIMATE: idle {target.idle_w:.1f} W (assumed) + ({label} budget {budget:g} W − idle) × "
+               f"{POWER['active_fraction']:.3f} (fitted on QuTiBench's 8.07 W for GoogLeNet, Max-P) × "
                f"GPU busy fraction {u:.2f} from the roofline; not a measurement")
         rb.set("energy_mj", energy_per_inference_mj(power, est.latency_s), Method.ANALYTICAL,
                "ESTIMATE: estimated power × roofline latency")
@@ -406,4 +455,4 @@ def detect_cuda_gpu() -> dict[str, Any] | None:
     return info
 
 
-__all__ = ["CALIBRATION", "JetsonEmulator", "detect_cuda_gpu", "predict_latency_ms", "tx2_machine"]
+__all__ = ["CALIBRATION", "CALIBRATION_TRT5", "POWER", "TENSORRT", "JetsonEmulator", "predict_power_w", "tx2_power_w", "detect_cuda_gpu", "predict_latency_ms", "tx2_machine"]

@@ -7,6 +7,7 @@ from sigdl_core import hookimpl
 from sigdl_core.interfaces import EmulatorOption, EmulatorSpec, TargetSpec
 
 from .datasheet import EMULATOR_NAME, POWER_MODES, TARGETS
+from .evidence import EVIDENCE
 
 #: The options of the Jetson emulator; the core validates a user's values against these.
 EMULATOR_OPTIONS: tuple[EmulatorOption, ...] = (
@@ -20,6 +21,8 @@ EMULATOR_OPTIONS: tuple[EmulatorOption, ...] = (
                    "(default: all)", minimum=1),
     EmulatorOption("input_shape", list[int], None, "one sample's shape, for models with symbolic sizes",
                    minimum=1),
+    EmulatorOption("tensorrt", int, 3, "the TensorRT generation whose constants to use: 3 (JetPack 3.x, "
+                   "the NVIDIA README rows) or 5 (JetPack 4.x, QuTiBench)", choices=(3, 5)),
     EmulatorOption("use_gpu", bool, True, "also time the model on this host's NVIDIA GPU when there is one"),
 )
 
@@ -44,5 +47,6 @@ def sigdl_emulators() -> list[EmulatorSpec]:
             "effects and per-layer overheads; accuracy by onnxruntime on the host",
             factory=_emulator,
             options=EMULATOR_OPTIONS,
+            calibration=EVIDENCE,
         )
     ]

@@ -180,3 +180,51 @@ def test_jetson_predictions_match_the_published_tensorrt_timings():
         for precision, ms in (("fp16", fp16), ("fp32", fp32)):
             pred = predict_latency_ms(cost, precision)
             assert abs(pred / ms - 1) <= 0.25, (name, precision, pred, ms)
+
+
+def test_jetson_tensorrt_generation_option_and_fitted_power(registry, tmp_path):
+    from sigdl_target_jetson.datasheet import IDLE_W
+    from sigdl_target_jetson.emulator import CALIBRATION, CALIBRATION_TRT5, POWER, tx2_power_w
+
+    path = tmp_path / "conv.onnx"
+    onnx.save(conv_net(), str(path))
+    spec = registry.get("target", "jetson-tx2-maxp")
+    emu = registry.emulator("jetson")
+    trt3 = emu.emulate(path, spec, None, {"use_gpu": False})
+    trt5 = emu.emulate(path, spec, None, {"use_gpu": False, "tensorrt": 5})
+    assert trt3.extra["tensorrt"] == 3 and trt5.extra["tensorrt"] == 5
+    # TensorRT 5's refitted conv efficiency is higher and its per-call overhead is not counted
+    assert CALIBRATION_TRT5["conv_efficiency"] > CALIBRATION["conv_efficiency"]
+    assert trt5.latency_ms_p50 < trt3.latency_ms_p50
+    assert "TensorRT 5" in trt5.provenance["latency_ms_p50"].detail
+    # power = idle + (budget − idle) × fitted fraction × utilisation
+    u = trt5.extra["roofline"]["utilisation"]
+    assert trt5.power_w == pytest.approx(IDLE_W + (15.0 - IDLE_W) * POWER["active_fraction"] * u)
+    assert tx2_power_w("max-p", 1.0) < 15.0
+    with pytest.raises(InvalidValueError):
+        emu.emulate(path, spec, None, {"tensorrt": 4})
+
+
+@pytest.mark.slow
+def test_jetson_calibration_table_is_reproducible_from_the_shipped_constants():
+    """Every evidence row's prediction (latency and power), recomputed from the graphs and the
+    shipped constants of its TensorRT generation."""
+    from sigdl_target_jetson.emulator import predict_latency_ms, predict_power_w
+    from sigdl_target_jetson.evidence import EVIDENCE
+
+    models = _bench_models()
+    if models is None:
+        pytest.skip("bench/emulation_models.py is not in this checkout")
+    by_desc = {desc: key for key, (_build, desc) in models.MODELS.items()}
+    assert len(EVIDENCE) == 20 and sum(r.set == "calibration" for r in EVIDENCE) == 8
+    costs = {}
+    for row in EVIDENCE:
+        key = by_desc[row.model]
+        if key not in costs:
+            costs[key] = analyze_model(models.MODELS[key][0]())
+        mode = "max-p" if row.target == "jetson-tx2-maxp" else "max-n"
+        prec, trt = row.options["precision"], row.options["tensorrt"]
+        pred = (predict_latency_ms(costs[key], prec, mode, 1, trt) if row.quantity == "latency_ms"
+                else predict_power_w(costs[key], prec, mode, trt))
+        assert pred == pytest.approx(row.predicted, rel=1e-5), row
+        assert abs(row.error) <= (0.15 if row.set == "calibration" else 0.25), (row.model, row.error)

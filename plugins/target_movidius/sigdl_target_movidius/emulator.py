@@ -79,7 +79,6 @@ class MovidiusEmulator(Emulator):
 
         from sigdl_core.emulation import (
             analyze_model,
-            describe_machine,
             energy_per_inference_mj,
             estimate_power,
             roofline_utilisation,
@@ -89,7 +88,10 @@ class MovidiusEmulator(Emulator):
         from sigdl_core.emulation.onnx_tools import accuracy_from_logits, load_onnx, run_onnx
 
         from .fp16 import convert_to_fp16, fold_for_myriad, fp16_rounded_model
-        from .latency import describe_constants, estimate_movidius_latency
+        from sigdl_core.interfaces import calibration_summary
+
+        from .evidence import EVIDENCE
+        from .latency import describe_constants, estimate_movidius_latency, usb_transfer_s
         from .operator_check import check_movidius_support
 
         t0 = time.perf_counter()
@@ -179,17 +181,28 @@ class MovidiusEmulator(Emulator):
             warnings.append(f"cannot cost the model: {exc.one_line()}")
             extra["seconds"] = time.perf_counter() - t0
             return report
-        est, machine = estimate_movidius_latency(cost, target)
+        usb = bool(opts.get("usb", False))
+        est, machine = estimate_movidius_latency(cost, target, usb=usb)
+        on_device, _ = estimate_movidius_latency(cost, target, usb=False) if usb else (est, machine)
+        usb_ms = usb_transfer_s(cost) * 1e3
         lat_ms = est.latency_s * 1e3
         report.latency_ms_p50 = lat_ms
         report.latency_ms_p95 = lat_ms
         report.fps_batch1 = 1e3 / lat_ms
         report.fps_best = report.fps_batch1
         report.best_batch = 1
-        detail = describe_machine(machine, ("fp16",)) + " (sigdl_target_movidius.latency)"
+        detail = (("with the USB transfer" if usb else "on-device, as mvNCProfile reports it (usb=true adds "
+                   f"the transfer: +{usb_ms:.1f} ms)")
+                  + f"; per-layer-type costs (conv 1×1 / 3×3 / k×k / depthwise rates, FC weights from "
+                  f"LPDDR3, pooling, unfused passes) fitted on published NCS rows: "
+                  f"{calibration_summary(EVIDENCE)} (sigdl_target_movidius.latency)")
         report.provenance["latency_ms_p50"] = Provenance(Method.ANALYTICAL, detail)
         report.provenance["latency_ms_p95"] = Provenance(
-            Method.ANALYTICAL, "equal to p50: the roofline has no variance (USB and host jitter not modelled)")
+            Method.ANALYTICAL, "equal to p50: the model has no variance (USB and host jitter not modelled)")
+        extra["latency_on_device_ms"] = on_device.latency_s * 1e3
+        extra["latency_with_usb_ms"] = on_device.latency_s * 1e3 + usb_ms
+        extra["usb_transfer_ms"] = usb_ms
+        extra["evidence"] = [r.to_dict() for r in EVIDENCE]
         report.provenance["fps_batch1"] = Provenance(Method.ANALYTICAL, "1 / latency")
         report.provenance["fps_best"] = Provenance(Method.ANALYTICAL, "batch 1 only: NCSDK v1 graphs take one image")
         report.provenance["best_batch"] = Provenance(Method.ANALYTICAL, "1: NCSDK v1 graphs take one image")

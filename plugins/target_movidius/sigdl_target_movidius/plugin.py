@@ -5,6 +5,8 @@ from __future__ import annotations
 from sigdl_core import hookimpl
 from sigdl_core.interfaces import Emulator, EmulatorOption, EmulatorSpec, TargetSpec
 
+from .evidence import EVIDENCE
+
 #: The options of the Movidius emulator; the core validates a user's values against these.
 EMULATOR_OPTIONS: tuple[EmulatorOption, ...] = (
     EmulatorOption("fp16_tolerance", float, 0.01, "top-1 drop of FP16 against FP32 that warns (a fraction)",
@@ -12,6 +14,8 @@ EMULATOR_OPTIONS: tuple[EmulatorOption, ...] = (
     EmulatorOption("max_samples", int, None, "test samples emulated (default: all)", minimum=1),
     EmulatorOption("fp16_model_path", str, None, "where to keep the converted FP16 model "
                    "(default: a temporary file)"),
+    EmulatorOption("usb", bool, False, "count the host-to-stick USB transfer of the input and "
+                   "output in the latency (default: on-device time, as mvNCProfile reports it)"),
 )
 
 
@@ -36,5 +40,6 @@ def sigdl_emulators() -> list[EmulatorSpec]:
             "Myriad 2 MA2450: NCSDK operator check, FP16 accuracy, SHAVE roofline latency",
             factory=_emulator,
             options=EMULATOR_OPTIONS,
+            calibration=EVIDENCE,
         )
     ]

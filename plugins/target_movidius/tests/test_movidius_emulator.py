@@ -3,6 +3,7 @@ published NCS figure, and every reported number with its method."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from sigdl_core.plugins import load_plugins
 
 import sigdl_target_movidius.plugin as movidius_plugin
 from sigdl_target_movidius.datasheet import movidius_targets
-from sigdl_target_movidius.latency import SHAVE_EFFICIENCY, estimate_movidius_latency
+from sigdl_target_movidius.evidence import EVIDENCE
+from sigdl_target_movidius.latency import MA2450_CONSTANTS, estimate_movidius_latency, usb_transfer_s
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +111,71 @@ def test_movidius_latency_sanity() -> None:
     e_small, _ = estimate_movidius_latency(small, target)
     e_large, machine = estimate_movidius_latency(large, target)
     assert e_small.latency_s < e_large.latency_s < 4 * e_small.latency_s + 1e-3
-    # depthwise layers cost more per FLOP than pointwise ones, by the efficiency ratio
-    dw = [n for n in e_large.nodes if n.op_class == "depthwise" and n.bound == "compute"]
-    pw = [n for n in e_large.nodes if n.op_class == "conv" and n.bound == "compute"]
-    flops = {n.name: n.flops for n in large.nodes}
-    ratio = (np.mean([n.compute_s / flops[n.name] for n in dw]) / np.mean([n.compute_s / flops[n.name] for n in pw]))
-    assert ratio == pytest.approx(SHAVE_EFFICIENCY["conv"] / SHAVE_EFFICIENCY["depthwise"], rel=0.01)
-    assert machine.per_inference_overhead_s > 0 and not math.isnan(e_large.latency_s)
+    # depthwise layers cost more per MAC than pointwise ones, by the ratio of their fitted rates
+    dw = [n for n in e_large.nodes if n.op_class == "depthwise"]
+    pw = [n for n in e_large.nodes if n.op_class == "conv1x1"]
+    macs = {n.name: n.macs for n in large.nodes}
+    ratio = (np.mean([n.compute_s / macs[n.name] for n in dw]) / np.mean([n.compute_s / macs[n.name] for n in pw]))
+    assert ratio == pytest.approx(MA2450_CONSTANTS["rate_conv1x1"] / MA2450_CONSTANTS["rate_depthwise"], rel=0.01)
+    assert not math.isnan(e_large.latency_s) and machine.peak_flops["fp16"] == pytest.approx(115.2e9)
+
+
+def test_movidius_usb_option_adds_the_modelled_transfer(tmp_path: Path, registry) -> None:
+    path = tmp_path / "m.onnx"
+    model = mobilenet_v1(64, 10)
+    onnx.save(model, str(path))
+    target = registry.get("target", "movidius-ma2450")
+    emu = registry.emulator("movidius")
+    on_device = emu.emulate(path, target, None, {})
+    with_usb = emu.emulate(path, target, None, {"usb": True})
+    from sigdl_target_movidius.fp16 import fold_for_myriad
+
+    cost = analyze_model(fold_for_myriad(model)).in_format("fp16", from_formats=("fp32",))
+    # fp16 input 3×64×64 and 10 outputs over the NCAPI's fitted effective rate
+    usb_ms = (2 * 3 * 64 * 64 + 2 * 10) / MA2450_CONSTANTS["usb_bandwidth"] * 1e3
+    assert usb_transfer_s(cost) * 1e3 == pytest.approx(usb_ms)
+    assert with_usb.latency_ms_p50 - on_device.latency_ms_p50 == pytest.approx(usb_ms, rel=1e-6)
+    assert on_device.extra["latency_with_usb_ms"] == pytest.approx(with_usb.latency_ms_p50)
+    assert "on-device" in on_device.provenance["latency_ms_p50"].detail
+    assert "with the USB transfer" in with_usb.provenance["latency_ms_p50"].detail
+
+
+def _bench_models():
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "bench" / "emulation_models.py"
+        if candidate.is_file():
+            spec = importlib.util.spec_from_file_location("sigdl_bench_emulation_models", candidate)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    return None
+
+
+_KEYS = {"GoogLeNet (BVLC Caffe), 224²": "googlenet_caffe", "Inception v3 (TF-slim), 299²": "inception_v3",
+         "Inception-ResNet v2, 299²": "inception_resnet_v2", "MobileNet-SSD (Caffe, VOC), 300²": "mobilenet_ssd",
+         "SqueezeNet v1.0 (Caffe), 227²": "squeezenet_v1_0", "DenseNet-121, 224²": "densenet121",
+         "MobileNet v1 1.0, 224²": "mobilenet_v1_1p0_224"}
+
+
+@pytest.mark.slow
+def test_movidius_calibration_table_is_reproducible_from_the_shipped_constants() -> None:
+    """Every evidence row's prediction, recomputed from the graphs and MA2450_CONSTANTS."""
+    models = _bench_models()
+    if models is None:
+        pytest.skip("bench/emulation_models.py is not in this checkout")
+    from sigdl_target_movidius.fp16 import fold_for_myriad
+
+    target = movidius_targets()[0]
+    assert {r.model for r in EVIDENCE} == set(_KEYS) and len(EVIDENCE) == 8
+    assert sum(r.set == "calibration" for r in EVIDENCE) == 7
+    costs = {}
+    for row in EVIDENCE:
+        key = _KEYS[row.model]
+        if key not in costs:
+            costs[key] = analyze_model(fold_for_myriad(models.MODELS[key][0]())).in_format("fp16", from_formats=("fp32",))
+        est, _ = estimate_movidius_latency(costs[key], target, usb=bool(row.options["usb"]))
+        assert est.latency_ms == pytest.approx(row.predicted, rel=1e-5), row.model
+        assert abs(row.error) <= (0.15 if row.set == "calibration" else 0.25), (row.model, row.error)
 
 
 @pytest.mark.parametrize("options", [{"fp16_tolerance": -0.1}, {"max_samples": 0}, {"shaves": 4}])
