@@ -41,13 +41,6 @@ def _conv(g: GraphBuilder, x: str, cout: int, k: int, stride: int = 1, pad: int 
                   relu="relu" if relu else None, name=name)
 
 
-def _lrn(g: GraphBuilder, x: str, name: str) -> str:
-    out = f"{name}.out"
-    g.nodes.append(helper.make_node("LRN", [x], [out], name=name, size=5, alpha=1e-4, beta=0.75, bias=1.0))
-    g.channels[out] = g.channels[x]
-    return out
-
-
 def _head(g: GraphBuilder, x: str) -> onnx.ModelProto:
     x = g.flatten(g.global_pool(x))
     g.fc(x, g.channels[x], 1000, out="logits", name="fc")
@@ -113,9 +106,9 @@ def alexnet_caffe(seed: int = 0) -> onnx.ModelProto:
     """BVLC AlexNet (Caffe), 227², with LRN and grouped conv2/4/5."""
     g = GraphBuilder("alexnet", (3, 227, 227), seed)
     x = _conv(g, "input", 96, 11, 4, pad=0, name="conv1")
-    x = g.pool(_lrn(g, x, "norm1"), "max", 3, 2, name="pool1")
+    x = g.pool(g.lrn(x, "norm1"), "max", 3, 2, name="pool1")
     x = _conv(g, x, 256, 5, group=2, name="conv2")
-    x = g.pool(_lrn(g, x, "norm2"), "max", 3, 2, name="pool2")
+    x = g.pool(g.lrn(x, "norm2"), "max", 3, 2, name="pool2")
     x = _conv(g, x, 384, 3, name="conv3")
     x = _conv(g, x, 384, 3, group=2, name="conv4")
     x = _conv(g, x, 256, 3, group=2, name="conv5")
