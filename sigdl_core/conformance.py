@@ -20,7 +20,8 @@ Target and emulator (on a tiny ONNX model, 12×1×8×8 inputs, ten classes):
 * every number in the report carries a method (``report.provenance``);
 * analytical numbers are deterministic (two runs agree on every number marked analytical);
 * an unknown option is refused with a :class:`~sigdl_core.errors.BadInputError` naming the
-  declared ones (``EmulatorSpec.options``);
+  declared ones (``EmulatorSpec.options``), and a declared one given a value of no valid
+  type is refused by its name;
 * an operator the target cannot run (a node of a domain no runtime knows) is named, in a
   ``fits=False`` report's warnings or in a ``BadInputError``, never as a traceback;
 * ``fits`` is False, not an exception, when the model exceeds the target's memory;
@@ -171,6 +172,13 @@ def tiny_weights(seed: int = 0) -> tuple[dict[str, Any], dict[str, str]]:
 # --------------------------------------------------------------------------- targets and emulators
 
 
+class _NotAValue:
+    """A parameter value of no type any parameter takes."""
+
+    def __repr__(self) -> str:
+        return "<not a value>"
+
+
 #: Reports of the tiny model per registry and target, so that two contracts share two runs.
 _REPORTS: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.WeakKeyDictionary()
 
@@ -256,6 +264,7 @@ def check_emulator_refuses_unknown_option(registry: Any, target: str, folder: Pa
                                             + [f"the declared option '{n}'" for n in unnamed]),
                                 "raise InvalidValueError(f\"unknown option '{key}'\", 'known: ' + ', '.join(names)) "
                                 "naming every option of EmulatorSpec.options") from None
+        _refuse_bad_option_values(registry, target, folder, spec.options)
         return
     except Exception as exc:
         raise ContractError("target", target, "unknown options are refused, naming the allowed ones",
@@ -264,6 +273,27 @@ def check_emulator_refuses_unknown_option(registry: Any, target: str, folder: Pa
     raise ContractError("target", target, "unknown options are refused, naming the allowed ones",
                         f"emulate accepted the unknown option '{UNKNOWN_NAME}'",
                         "declare every option in EmulatorSpec.options and refuse any other with InvalidValueError")
+
+
+def _refuse_bad_option_values(registry: Any, target: str, folder: Path, declared: Sequence[Any]) -> None:
+    """Each declared option given a value of no valid type is refused, by its name."""
+    contract = "unknown options are refused, naming the allowed ones"
+    for option in declared:
+        try:
+            _emulate(registry, target, folder, {option.name: _NotAValue()})
+        except BadInputError as exc:
+            if option.name not in exc.one_line():
+                raise ContractError("target", target, contract, f"the error '{exc.one_line()}' for "
+                                    f"{option.name}=<not a value> does not name the option",
+                                    "name the offending option and what it may be") from None
+            continue
+        except Exception as exc:
+            raise ContractError("target", target, contract,
+                                f"the option {option.name}=<not a value> raised {type(exc).__name__}: {exc}",
+                                "validate options first: sigdl_core.targets.validate_options(OPTIONS, options, "
+                                "target)") from exc
+        raise ContractError("target", target, contract, f"emulate accepted {option.name}=<not a value>",
+                            "validate options first: sigdl_core.targets.validate_options(OPTIONS, options, target)")
 
 
 def check_emulator_unsupported_operator(registry: Any, target: str, folder: Path) -> None:
@@ -375,13 +405,6 @@ def _compress(registry: Any, name: str, params: Mapping[str, Any]) -> tuple[Any,
                                 f"compress changed the input array '{n}' in place",
                                 "work on copies; hand the compressed weights back in CompressionResult.weights")
     return result, weights, kinds
-
-
-class _NotAValue:
-    """A parameter value of no type any parameter takes."""
-
-    def __repr__(self) -> str:
-        return "<not a value>"
 
 
 def _refuse(registry: Any, name: str, params: Mapping[str, Any], bad: str, what: str) -> None:
