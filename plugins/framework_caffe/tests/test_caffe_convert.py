@@ -254,3 +254,31 @@ def test_a_caffe_net_converts_to_torch_for_retraining(write_caffe, tmp_path):
     with torch.no_grad():
         logits = twin(torch.from_numpy(x)).numpy()  # the final Softmax is left out for training
     np.testing.assert_allclose(ref_softmax(logits.astype(np.float64)), _alex_reference(x, blobs), rtol=1e-4, atol=1e-6)
+
+
+SQUEEZE_TAIL = """
+name: "SqueezeTail"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 8 dim: 8 } } }
+layer { name: "conv10" type: "Convolution" bottom: "data" top: "conv10" convolution_param { num_output: 10 kernel_size: 3 pad: 1 } }
+layer { name: "relu10" type: "ReLU" bottom: "conv10" top: "conv10" }
+layer { name: "pool10" type: "Pooling" bottom: "conv10" top: "pool10" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "prob" type: "Softmax" bottom: "pool10" top: "prob" }
+"""
+
+
+def test_a_squeezenet_style_head_with_n_c_1_1_scores_retrains(write_caffe, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sigdl_framework_torch")
+    from sigdl_core.interfaces import ArrayDataset, TrainSettings
+
+    rng = np.random.default_rng(5)
+    blobs = {"conv10": [rng.standard_normal((10, 1, 3, 3)), np.zeros(10)]}
+    fw = CaffeFramework()
+    model = fw.load(write_caffe(tmp_path, "tail", SQUEEZE_TAIL, blobs))
+    assert model.num_classes == 10  # the N×10×1×1 softmax output, flattened
+    x = rng.standard_normal((64, 1, 8, 8)).astype(np.float32)
+    y = rng.integers(0, 10, 64)
+    data = ArrayDataset("noise", x, y, x, y, num_classes=10)
+    history = fw.train(model, data, TrainSettings(epochs=1, batch_size=16, lr=0.01))
+    assert len(history.loss) == 1 and np.isfinite(history.loss[0])
+    assert not np.array_equal(fw.get_weights(model)["conv10.weight"], blobs["conv10"][0].astype(np.float32))

@@ -186,6 +186,8 @@ def _clip(m: OnnxModule, node: onnx.NodeProto, ins: list[Any]) -> torch.Tensor:
 
 
 def _lrn(m: OnnxModule, node: onnx.NodeProto, ins: list[Any]) -> torch.Tensor:
+    """ONNX LRN as torch's: equal for the odd window sizes onnxruntime and Caffe accept
+    (an even one splits its window the other way round in torch)."""
     a = _attrs(node)
     return F.local_response_norm(ins[0], int(a["size"]), alpha=float(a.get("alpha", 1e-4)),
                                  beta=float(a.get("beta", 0.75)), k=float(a.get("bias", 1.0)))
@@ -322,7 +324,8 @@ class OnnxModule(nn.Module):
             ins = [self._value(v, env) for v in node.input]
             out = OPS[node.op_type](self, node, ins)
             env[node.output[0]] = out
-        return env[self.output_name]
+        out = env[self.output_name]
+        return out.reshape(out.shape[0], -1) if out.dim() > 2 else out  # N×C×1×1 scores: N×C logits
 
 
 _PART = re.compile(r"^[^.]+$")
