@@ -9,8 +9,9 @@ accuracy, ``x_test.npy`` / ``y_test.npy``; it writes ``result.json`` and prints 
 2. ``warmup`` untimed runs at batch 1, then ``runs`` timed runs (``time.perf_counter``):
    p50 and p95 latency.
 3. While the timed runs go, a thread runs ``power_command`` (if given) every
-   ``power_interval_s`` and keeps the first number of its output (tegrastats: the
-   ``VDD_IN``/``POM_5V_IN`` milliwatts), scaled by ``power_scale`` to watts.
+   ``power_interval_s`` and keeps the first number of its output scaled by ``power_scale``
+   to watts; tegrastats output gives its ``VDD_IN``/``POM_5V_IN`` milliwatts instead, and a
+   command that keeps streaming (plain ``tegrastats``) is read for what it printed in time.
 4. Top-1 and top-5 over the test samples at batch 1..``batch`` (argmax of the logits).
 5. Peak resident memory of this process: ``resource.getrusage(RUSAGE_SELF).ru_maxrss``.
 
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 
-_TEGRA = re.compile(r"(?:VDD_IN|POM_5V_IN)\s+(\d+)\s*mW")
+_TEGRA = re.compile(r"(?:VDD_IN|POM_5V_IN)\s+(\d+)\s*(?:mW)?/")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -38,7 +39,13 @@ def _finish(folder, result, code):
 
 
 def _read_power(command, scale, timeout):
-    out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout).stdout
+    """One reading: the command's output, or what a command that keeps streaming (plain
+    ``tegrastats``) printed before ``timeout``."""
+    try:
+        out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=timeout).stdout
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or ""
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
     m = _TEGRA.search(out)
     if m:
         return float(m.group(1)) / 1000.0

@@ -257,3 +257,13 @@ def test_the_board_runs_the_model_its_emulator_would_int8_qdq(sshd, tmp_path):
     assert measured.provenance["accuracy"].method is Method.MEASURED
     assert measured.accuracy.top1 == pytest.approx(emulated.accuracy.top1, abs=0.02)  # one QDQ model
     assert abs(measured.accuracy.top1 - expected) <= 0.05
+
+
+def test_power_from_a_streaming_tegrastats_like_command(sshd, tmp_path):
+    path, _data, _ = blobs(tmp_path)
+    stream = "while true; do echo 'RAM 1200/3964MB CPU [5%@1420] POM_5V_IN 3120/3000 POM_5V_CPU 800/700'; sleep 0.05; done"
+    rep = RemoteEmulator().emulate(path, BOARD, None, board_options(
+        sshd, power_command=stream, runs=200))
+    assert rep.power_w == pytest.approx(3.12)  # tegrastats' milliwatts, the first rail
+    assert rep.provenance["power_w"].method is Method.MEASURED
+    assert rep.energy_mj == pytest.approx(3.12 * rep.latency_ms_p50)
