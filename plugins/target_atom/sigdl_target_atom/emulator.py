@@ -110,7 +110,7 @@ from .plugin import EMULATOR_OPTIONS
 #: The quantile of the host's times taken as its uncontended time (harness ``low_quantile``).
 LOW_QUANTILE = 0.1
 #: Batch-1 timing goes on for at least this long (a tiny model gets hundreds of runs) …
-MIN_TIMING_SECONDS = 1.0
+MIN_TIMING_SECONDS = 0.5
 #: … but never past this many runs.
 MAX_REPEATS = 2000
 
