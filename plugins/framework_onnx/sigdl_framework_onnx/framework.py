@@ -37,7 +37,7 @@ from sigdl_core.interfaces import (
     TrainSettings,
 )
 
-from .graph import OnnxGraph, first_line, read_onnx
+from .graph import OnnxGraph, first_line, read_onnx, save_checked
 from .plugin import FRAMEWORK
 
 __all__ = ["NEEDS_TORCH", "OnnxFramework", "RetrainingUnavailableError"]
@@ -154,21 +154,13 @@ class OnnxFramework(Framework):
         The batch axis is made dynamic where the graph allows it (checked once by running a
         batch of two); a graph that hard-codes its batch size keeps it.
         """
-        import onnx
-
         graph = self._graph(model)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidValueError(f"batch size {batch_size!r} must be a whole number >= 1")
         proto = graph.current_proto(rename_io=True)
         if graph.batch is not None and _dynamic_batch_works(graph):
             _make_batch_dynamic(proto)
-        path = Path(path)
-        from sigdl_core.files import atomic_path
-
-        with atomic_path(path) as tmp:
-            onnx.save(proto, str(tmp))
-            onnx.checker.check_model(str(tmp))
-        return path
+        return save_checked(proto, Path(path), graph.path.name)
 
     # ------------------------------------------------------------------ training
 

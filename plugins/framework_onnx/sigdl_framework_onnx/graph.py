@@ -125,16 +125,7 @@ class OnnxGraph:
 
     def write(self, path: Path, rename_io: bool = False) -> Path:
         """Writes the model with its current weights to ``path`` atomically, checked."""
-        model = self.current_proto(rename_io)
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            onnx.save(model, os.fspath(tmp))
-            try:
-                onnx.checker.check_model(os.fspath(tmp))
-            except onnx.checker.ValidationError as exc:
-                raise UnsupportedModelError(f"the ONNX model written for '{self.path.name}' does not check: "
-                                            f"{first_line(exc)}", "report this as a bug") from None
-        return path
+        return save_checked(self.current_proto(rename_io), Path(path), self.path.name)
 
     # ------------------------------------------------------------------ running
 
@@ -162,6 +153,18 @@ class OnnxGraph:
 
     def parameter_count(self) -> int:
         return int(sum(w.size for n, w in self.weights.items() if n not in self.buffers))
+
+
+def save_checked(model: onnx.ModelProto, path: Path, source: str) -> Path:
+    """Writes ``model`` to ``path`` atomically after ``onnx.checker`` passes on the written file."""
+    with atomic_path(path) as tmp:
+        onnx.save(model, os.fspath(tmp))
+        try:
+            onnx.checker.check_model(os.fspath(tmp))
+        except onnx.checker.ValidationError as exc:
+            raise UnsupportedModelError(f"the ONNX model written for '{source}' does not check: {first_line(exc)}",
+                                        "report this as a bug") from None
+    return path
 
 
 def make_session(model: onnx.ModelProto, parameters: int) -> Any:
