@@ -77,7 +77,17 @@ def target_rows(baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None) -
             method = ((c or b).get("provenance") or {}).get(key, {}).get("method", "")
             rows.append([name, label, _target_value(b, key, unit),
                          _target_value(c, key, unit) if c else "—", method])
+        if "@" in name:  # a real board (NAME@HOST) beside its emulator (NAME): the emulator's error
+            twin = name.split("@", 1)[0]
+            rows.append([name, "emulator error, latency p50 (vs board)",
+                         _board_error(base_targets.get(twin), b), _board_error(chosen_targets.get(twin), c),
+                         "emulator / measured − 1"])
     return rows
+
+
+def _board_error(emulated: Mapping[str, Any] | None, measured: Mapping[str, Any] | None) -> str:
+    e, m = (emulated or {}).get("latency_ms_p50"), (measured or {}).get("latency_ms_p50")
+    return f"{(e / m - 1) * 100:+.1f} %" if e is not None and m else "—"
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
