@@ -479,6 +479,17 @@ class Compressor(ABC):
         Raises :class:`~sigdl_core.errors.InvalidValueError` for a bad parameter (naming it).
         """
 
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Raises :class:`~sigdl_core.errors.InvalidValueError` (one line) for parameters that
+        :meth:`compress` would refuse whatever the weights: a missing or conflicting key, a
+        value of the wrong type or out of range.
+
+        The loop calls it before any training, with the parameters a user gave for a chain
+        run as given (``search.strategy: fixed``, ``sigdl compress``); checks that need the
+        weights (a layer name that matches nothing) stay in :meth:`compress`. The default
+        accepts everything.
+        """
+
 
 # --------------------------------------------------------------------------- targets, emulators
 
@@ -664,6 +675,39 @@ class ModelSpec:
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
+def check_input_shape(architecture: str, input_shape: Sequence[int], least: int | None = None) -> tuple[int, ...]:
+    """Validates a sample shape (no batch axis) for a zoo ``architecture``; returns it as ints.
+
+    ``least`` is the smallest height and width a convolutional architecture takes (it then
+    needs C×H×W); None for one that takes any shape. Raises :class:`InvalidValueError` for a
+    malformed shape and :class:`UnsupportedModelError` for one the architecture cannot take.
+    """
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise InvalidValueError(
+            f"input shape {input_shape!r} is not a sequence of whole numbers", "give it as C×H×W, e.g. 1x28x28"
+        ) from None
+    if not shape or any(d < 1 for d in shape):
+        raise InvalidValueError(
+            f"input shape {shape} must have at least one axis and only sizes >= 1", "give it as C×H×W, e.g. 1x28x28"
+        )
+    if least is not None:
+        if len(shape) != 3:
+            raise UnsupportedModelError(
+                f"'{architecture}' takes images shaped C×H×W, not an input of shape {shape}",
+                "use an image dataset, or lenet300100 for flat feature vectors",
+            )
+        if shape[1] < least or shape[2] < least:
+            raise UnsupportedModelError(
+                f"'{architecture}' needs inputs of at least {least}×{least} pixels, "
+                f"but the input is {shape[1]}×{shape[2]}",
+                "resize the images (image-folder:DIR@HxW) or pick a model for small inputs "
+                "(lenet300100 takes any size)",
+            )
+    return shape
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """A dataset. ``loader(argument, seed)`` returns an :class:`ArrayDataset`.
@@ -691,6 +735,10 @@ class CompressorSpec:
     """A compressor. ``params`` documents its parameters: name → one-line description.
 
     ``role`` (one of :data:`COMPRESSOR_ROLES`) tells the loop's search which knob it has.
+    ``defaults`` are the parameters a chain run as given uses when the user gives this
+    compressor none (``sigdl compress M --with prune`` prunes ``{"sparsity": 0.9}``);
+    ``sigdl compressors`` lists them. The core refuses a parameter ``params`` does not name
+    (when it names any) before any work.
     """
 
     name: str
@@ -699,6 +747,7 @@ class CompressorSpec:
     params: Mapping[str, str] = field(default_factory=dict)
     role: str = "other"
     source: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any
 from sigdl_core.errors import InvalidValueError, UnknownNameError
 from sigdl_core.interfaces import CompressionResult, Compressor
 
-from .layer_selection import check_fraction, check_kinds
+from .layer_selection import check_fraction, check_kinds, check_nonnegative
 
 PRUNE_PARAMS: dict[str, str] = {
     "quality": "Han et al.'s rule: remove |w| <= quality x std(w) per layer "
@@ -76,10 +76,14 @@ class MagnitudePruner(Compressor):
 
     name = "prune"
 
-    def compress(self, weights, kinds, params, previous=None) -> CompressionResult:
-        from .magnitude import prune_by_magnitude, prune_globally, prune_to_sparsity
-        from .schedule import agp_schedule, agp_sparsity, prune_iteratively
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """The checks of :meth:`compress` that need no weights (the loop runs them before any work)."""
+        method, _, _, agp_keys = self._method(params)
+        if agp_keys:
+            self._schedule(params, method, agp_keys)
 
+    def _method(self, params: Mapping[str, Any]) -> tuple[str, Any, Any, list[str]]:
+        """The pruning rule, the allowed kinds, the layers and the AGP keys given, checked."""
         _check_keys(params, PRUNE_PARAMS, self.name)
         methods = [k for k in ("quality", "sparsity", "global_sparsity") if k in params]
         if len(methods) != 1:
@@ -89,6 +93,10 @@ class MagnitudePruner(Compressor):
                 "e.g. sparsity=0.9 (90 % of each layer), or quality=1.0 (Han et al.)",
             )
         method = methods[0]
+        value = params[method]
+        for key, v in (value.items() if isinstance(value, Mapping) else [(None, value)]):
+            name = method if key is None else f"{method}[{key}]"
+            (check_nonnegative if method == "quality" else check_fraction)(v, name)
         allowed = check_kinds(params.get("kinds"))
         layers = params.get("layers")
         if layers is not None and not isinstance(layers, (str, list, tuple)):
@@ -96,16 +104,10 @@ class MagnitudePruner(Compressor):
                                     "give layer names or globs, e.g. ['fc*', 'conv2.weight']")
         agp_keys = [k for k in ("agp_steps", "agp_step", "initial_sparsity", "retrain",
                                 "evaluate") if k in params]
-        if not agp_keys:
-            if method == "quality":
-                return prune_by_magnitude(weights, kinds, params["quality"], layers=layers,
-                                          allowed_kinds=allowed, previous=previous)
-            if method == "sparsity":
-                return prune_to_sparsity(weights, kinds, params["sparsity"], layers=layers,
-                                         allowed_kinds=allowed, previous=previous)
-            return prune_globally(weights, kinds, params["global_sparsity"], layers=layers,
-                                  allowed_kinds=allowed, previous=previous)
+        return method, allowed, layers, agp_keys
 
+    def _schedule(self, params: Mapping[str, Any], method: str, agp_keys: list[str]) -> tuple[int, float, Any]:
+        """The AGP schedule's steps, initial and final sparsities, checked."""
         if method == "quality":
             raise InvalidValueError(
                 f"gradual pruning ({', '.join(agp_keys)}) works on a target sparsity, not quality",
@@ -117,7 +119,6 @@ class MagnitudePruner(Compressor):
         steps = _check_int(params["agp_steps"], "agp_steps", 1)
         initial = check_fraction(params.get("initial_sparsity", 0.0), "initial_sparsity")
         final = params[method]
-        mode = "global" if method == "global_sparsity" else "layer"
         if isinstance(final, Mapping):
             finals = {k: check_fraction(v, f"sparsity[{k}]") for k, v in final.items()}
         else:
@@ -126,15 +127,36 @@ class MagnitudePruner(Compressor):
         if initial > low:
             raise InvalidValueError(f"initial_sparsity {initial} is above the final sparsity {low}",
                                     "the schedule only raises sparsity")
-        for key in ("retrain", "evaluate"):
-            if key in params and not callable(params[key]):
-                raise InvalidValueError(f"parameter '{key}' is not callable",
-                                        "the loop supplies it; recipes cannot")
         if "agp_step" in params:
             step = _check_int(params["agp_step"], "agp_step", 0)
             if step > steps:
                 raise InvalidValueError(f"agp_step {step} is past the last step {steps}",
                                         f"give a step from 0 to {steps}")
+        return steps, initial, finals
+
+    def compress(self, weights, kinds, params, previous=None) -> CompressionResult:
+        from .magnitude import prune_by_magnitude, prune_globally, prune_to_sparsity
+        from .schedule import agp_schedule, agp_sparsity, prune_iteratively
+
+        method, allowed, layers, agp_keys = self._method(params)
+        if not agp_keys:
+            if method == "quality":
+                return prune_by_magnitude(weights, kinds, params["quality"], layers=layers,
+                                          allowed_kinds=allowed, previous=previous)
+            if method == "sparsity":
+                return prune_to_sparsity(weights, kinds, params["sparsity"], layers=layers,
+                                         allowed_kinds=allowed, previous=previous)
+            return prune_globally(weights, kinds, params["global_sparsity"], layers=layers,
+                                  allowed_kinds=allowed, previous=previous)
+
+        steps, initial, finals = self._schedule(params, method, agp_keys)
+        mode = "global" if method == "global_sparsity" else "layer"
+        for key in ("retrain", "evaluate"):
+            if key in params and not callable(params[key]):
+                raise InvalidValueError(f"parameter '{key}' is not callable",
+                                        "the loop supplies it; recipes cannot")
+        if "agp_step" in params:
+            step = int(params["agp_step"])
             if "retrain" in params or "evaluate" in params:
                 raise InvalidValueError(
                     "give either agp_step (one step) or retrain/evaluate (the whole schedule)",

@@ -42,6 +42,7 @@ def sigdl_compressors() -> list[CompressorSpec]:
             factory=_magnitude_pruner,
             params=dict(PRUNE_PARAMS),
             role="prune",
+            defaults={"sparsity": 0.9},  # 90 % of every conv/fc weight when no parameter is given
         ),
         CompressorSpec(
             name="prune-structured",
