@@ -238,6 +238,8 @@ limits: {{max_candidates: 1}}
     again = sigdl_cli(["run", "--resume", str(run), "-q"], plugins=plugins)
     assert again.exit_code in (0, 1), again.stdout + again.stderr
     assert "rpi4-a72@127.0.0.1" in again.stdout
+    report = (run / "report.md").read_text()
+    assert "measured on the board" in report and "emulator error, latency p50 (vs board)" in report
 
 
 def test_the_board_runs_the_model_its_emulator_would_int8_qdq(sshd, tmp_path):
