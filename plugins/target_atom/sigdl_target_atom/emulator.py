@@ -1,65 +1,50 @@
-"""The Atom emulator: execute on the host's x86 cores under the Atom's limits, then scale.
+"""The Atom emulator: execute on one host core against a reference layer, then scale.
 
 Method
 ------
-1. **Execute.** The ONNX model runs with onnxruntime in the execution harness
+1. **Execute.** The ONNX model — as given (``precision=fp32``), or its int8 QDQ form
+   (``precision=int8``: :mod:`.int8`, what OpenVINO's int8 path runs; a QDQ model is taken
+   as it is) — runs with onnxruntime in the execution harness
    (:mod:`sigdl_core.emulation.harness`): a child process pinned to
-   ``min(target cores, host cores)`` CPUs with as many intra-op threads, and an
-   address-space limit of the board's memory on top of the runtime's own baseline. A model
-   that does not fit is reported as such. The harness measures p50/p95 latency at batch 1,
-   throughput at a few batch sizes, the resident memory the model needs, the CPU
-   utilisation, and top-1/top-5 accuracy on the test split. The host computes in FP32 just
-   as the Atom does (both IEEE-754 single precision; summation order differs with vector
-   width, so logits can differ in the last bits, not in accuracy).
+   ``min(target cores, host cores)`` CPUs with **one** intra-op thread (the scheduler can
+   move it to a free CPU when another job holds one), and an address-space limit of the
+   board's memory on top of the runtime's own baseline. A model that does not fit is
+   reported as such. The harness also measures throughput at a few batch sizes, the
+   resident memory, the CPU utilisation, and top-1/top-5 accuracy on the test split (fp32:
+   the same IEEE single precision as the Atom's SSE; int8: onnxruntime's integer kernels
+   on the int8 model).
 
-2. **Scale to the Atom's clock and micro-architecture.** There are no published Atom
-   x5-E39x0 CNN timings to calibrate against, so the factor is reasoned, not fitted:
+2. **Time against a reference.** A 3×3 convolution (64→64 at 56², 0.23 GFLOP) of the same
+   precision runs in the same child, interleaved with the model at batch 1 (ABBA order),
+   each timed by the thread's CPU time (``timer="thread"``), for at least
+   :data:`MIN_TIMING_SECONDS`. ``r`` = 10th percentile of the model's times over the 10th
+   percentile of the reference's: other jobs only ever add time (and the time slices they
+   take do not count in a thread's CPU time), so low quantiles are the uncontended times.
+   ``r`` is the model's duration in reference units with this host's kernels. The
+   statistic on each quarter of the runs gives the spread reported in
+   ``extra["latency_ms_spread"]``.
 
-   * a reference layer that dominates CNN time (a 3×3 convolution, 64→64 channels at
-     56×56, 0.23 GFLOP) runs in the same child process, on the same cores, *in alternation*
-     with the model at batch 1 (reference, model, reference, model …). The median of the
-     per-pair ratios ``r = t_model / t_reference`` says how long the model takes in units of
-     the reference layer on this host, with onnxruntime's kernels — and because each pair
-     runs back to back, contention from other jobs on a shared host weighs on both alike
-     and cancels (timing the reference in a separate run made the factor swing 3× on a
-     busy 2-core VM);
-   * the Atom's sustained GFLOP/s for the same kernel on its ``T`` cores is
-     ``G_atom = 8 FLOP/cycle × clock × 0.70 × T``: 8 FLOP/cycle is Goldmont's FP32 peak
-     per core (one 128-bit MULPS and one 128-bit ADDPS per cycle, no FMA; see the datasheet
-     module), and 0.70 is the fraction of it that a register-blocked SSE GEMM/convolution
-     kernel such as MLAS's sustains on a small out-of-order core, parallel losses included
-     — an assumption, kept equal to the roofline's conv efficiency so that the two
-     estimates share it;
-   * the model's Atom latency is ``r × FLOPs_reference / G_atom``: the model keeps its
-     time relative to the reference layer (its small late layers, 1×1 convolutions and
-     per-node dispatch cost the same *relative* time on both machines), and the reference
-     layer runs at ``G_atom`` on the Atom. Every other measured time (p95, other batch
-     sizes) is scaled by the same factor. When the target has more cores than the host lets
-     us use (the E3940's 4 on a 2-core host), the formula assumes the Atom's extra cores
-     scale perfectly (optimistic; a warning says so). ``options["host_gflops"]`` replaces
-     the reference measurement by a given host figure (tests use it).
+3. **Scale** (:mod:`.calibration`, constants fitted on published x5-E3940 rows): one Atom
+   core takes ``r × F_ref / (ops/cycle × clock × η) + layers × per-layer time``; a request
+   on all ``T`` cores takes ``× ((1 − p) + p / T)`` (Amdahl, ``p`` = 0.95 assumed);
+   ``fps_best`` is ``T`` streams, one per core (OpenVINO's throughput mode), at the best
+   batch size. The clock is the **base** clock by default (sustained, safe for a real-time
+   budget); ``clock=burst`` uses the 1.8 GHz burst clock (the published rows had Turbo on).
+   ``host_gflops`` replaces the reference timing by a given host speed (tests use it).
+   The E3930 and DeepLens use the E3940's constants with their own cores and clock.
 
-   The clock is the **base** clock by default (sustained under load, the safe figure for
-   a real-time budget); ``options["clock"] = "burst"`` uses the 1.8 GHz burst clock.
-   One factor for every operator is the weak point: the Atom's memory system (19.2 GB/s
-   LPDDR4, 2 MB L2 shared by all cores) is far slower than a server's, so memory-bound
-   models (depthwise convolutions, large fully connected layers) will be slower on the
-   Atom than the compute factor says. Hence:
-
-3. **Cross-check** with the roofline of the Atom (:mod:`sigdl_core.emulation.roofline`,
+4. **Cross-check** with the roofline of the Atom (:mod:`sigdl_core.emulation.roofline`,
    constants in the datasheet module): both latencies are reported, and a warning is
    raised when they differ by more than 2×.
 
-4. **Power** is an estimate: ``P = idle + (TDP − idle) × u`` with ``u`` the measured CPU
-   utilisation of the child (CPU time over wall time × cores) at batch 1; energy per
-   inference is ``P × latency``. TDP covers the whole SoC (GPU included) at full load, so
-   this overestimates a CPU-only workload. Neither number is a measurement.
+5. **Power** is an estimate: ``P = idle + (TDP − idle) × u`` with ``u`` the measured CPU
+   utilisation of the child's thread at batch 1; energy per inference is ``P × latency``.
+   TDP covers the whole SoC (GPU included) at full load, so this overestimates a CPU-only
+   workload. Neither number is a measurement.
 
-Options (``options`` mapping): ``clock`` (``base`` | ``burst``), ``memory_bytes`` (the
-board's RAM, default 8 GB), ``batch_sizes`` (default ``[1, 2, 4, 8]``), ``repeats``
-(timed runs per batch, default 30), ``max_seconds`` (timing budget, default 20),
-``max_accuracy_samples``, ``host_gflops`` (skip the reference layer and scale by this host
-GFLOP/s per core instead), ``input_shape`` (one sample, for models with symbolic sizes).
+Options: declared in :data:`sigdl_target_atom.plugin.EMULATOR_OPTIONS` (``precision``,
+``clock``, ``memory_bytes``, ``batch_sizes``, ``repeats``, ``max_seconds``,
+``max_accuracy_samples``, ``host_gflops``, ``input_shape``).
 """
 
 from __future__ import annotations

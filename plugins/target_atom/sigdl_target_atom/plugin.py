@@ -50,8 +50,9 @@ def sigdl_emulators() -> list[EmulatorSpec]:
     return [
         EmulatorSpec(
             EMULATOR_NAME,
-            "executes the ONNX model with onnxruntime on the host's x86 cores, limited to the "
-            "Atom's cores and memory, and scales the time to its clock and micro-architecture",
+            "executes the ONNX model (fp32, or its int8 form) with onnxruntime on one host core "
+            "against a reference convolution, and scales to the Atom's cores, clock and kernels "
+            "(constants fitted on published x5-E3940 OpenVINO rows)",
             factory=_emulator,
             options=EMULATOR_OPTIONS,
             calibration=EVIDENCE,

@@ -63,11 +63,16 @@ on a machine without a GPU; the tests do not need one.
 Memory: weights plus the largest set of live activations (cost model, in the run format)
 against the 8 GB shared with the OS — analytical.
 
-Power is an **estimate**: ``idle + (budget − idle) × u`` with ``u`` the roofline's busy
-fraction of a call; energy per inference is power × latency.
+TensorRT generations: ``tensorrt=3`` (default) uses :data:`CALIBRATION` above;
+``tensorrt=5`` uses :data:`CALIBRATION_TRT5`, the same constants with the conv efficiency
+refitted on QuTiBench's GoogLeNet FP16 at Max-P (6.16 ms compute, no per-call overhead).
+
+Power is an **estimate**: ``idle + (budget − idle) × active_fraction × u`` with ``u`` the
+roofline's busy fraction of a call and ``active_fraction`` (:data:`POWER`) fitted on
+QuTiBench's 8.07 W for that GoogLeNet row; energy per inference is power × latency.
 
 Options: ``power_mode`` (``max-n`` | ``max-p`` | ``max-q``), ``precision`` (``fp16`` |
-``fp32``), ``batch_sizes`` (default 1…64), ``compare_fp32`` (default True),
+``fp32``), ``tensorrt`` (``3`` | ``5``), ``batch_sizes`` (default 1…64), ``compare_fp32`` (default True),
 ``max_accuracy_samples``, ``input_shape``, ``use_gpu`` (default True: execute on a GPU if
 one is present).
 """

@@ -11,13 +11,14 @@
    model's accuracy alongside, and a warning when FP16 loses more than
    ``fp16_tolerance`` (top-1, default 0.01). A real FP16 ONNX model is written too
    (``fp16_model_path`` option, else a temporary one) and its size reported.
-3. **Latency** (:mod:`.latency`): the shared roofline with SHAVE efficiency factors, at
-   batch 1 (the NCS runs one image at a time).
+3. **Latency** (:mod:`.latency`): per-layer-type costs fitted on published NCS rows, at
+   batch 1 (the NCS runs one image at a time); on-device time by default, with the USB
+   transfer when ``usb`` is true (``extra`` gives both, and the evidence rows).
 4. **Memory**: fp16 weights + the largest set of live fp16 activations against 512 MB.
    **Power**: ``idle + (1 W − idle) × utilisation`` — an estimate.
 
 Options: ``fp16_tolerance`` (fraction), ``max_samples`` (test samples), ``fp16_model_path``
-(where to keep the converted model).
+(where to keep the converted model), ``usb`` (count the USB transfer).
 """
 
 from __future__ import annotations

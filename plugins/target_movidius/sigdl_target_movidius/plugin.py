@@ -37,7 +37,8 @@ def sigdl_emulators() -> list[EmulatorSpec]:
     return [
         EmulatorSpec(
             "movidius",
-            "Myriad 2 MA2450: NCSDK operator check, FP16 accuracy, SHAVE roofline latency",
+            "Myriad 2 MA2450: NCSDK operator check, FP16 accuracy, per-layer-type latency fitted "
+            "on published NCS rows (on-device, or with the USB transfer)",
             factory=_emulator,
             options=EMULATOR_OPTIONS,
             calibration=EVIDENCE,
