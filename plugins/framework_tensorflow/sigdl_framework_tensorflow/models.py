@@ -38,8 +38,9 @@ import keras
 from keras import layers
 
 from sigdl_core.errors import InvalidValueError, UnknownNameError, UnsupportedModelError
+from sigdl_core.interfaces import check_input_shape
 
-__all__ = ["ARCHITECTURES", "MIN_INPUT_SIZE", "build_keras_model", "check_input_shape", "count_parameters"]
+__all__ = ["ARCHITECTURES", "MIN_INPUT_SIZE", "build_keras_model", "count_parameters"]
 
 #: The smallest height and width each convolutional architecture accepts at build time
 #: (keras.applications refuses VGG-16 and MobileNet below 32×32).
@@ -170,43 +171,11 @@ ARCHITECTURES: dict[str, Callable[[Sequence[int], int], keras.Model]] = {
 }
 
 
-def check_input_shape(architecture: str, input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Validates ``input_shape`` (C×H×W, no batch axis) for ``architecture``; returns ints."""
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise InvalidValueError(
-            f"input shape {input_shape!r} is not a sequence of whole numbers", "give it as C×H×W, e.g. 1x28x28"
-        ) from None
-    if not shape or any(d < 1 for d in shape):
-        raise InvalidValueError(
-            f"input shape {shape} must have at least one axis and only sizes >= 1", "give it as C×H×W, e.g. 1x28x28"
-        )
-    if architecture in MIN_INPUT_SIZE:
-        if len(shape) != 3:
-            raise UnsupportedModelError(
-                f"'{architecture}' takes images shaped C×H×W, not an input of shape {shape}",
-                "use an image dataset, or lenet300100 for flat feature vectors",
-            )
-        least = MIN_INPUT_SIZE[architecture]
-        if shape[1] < least or shape[2] < least:
-            raise UnsupportedModelError(
-                f"'{architecture}' needs inputs of at least {least}×{least} pixels, but the input is {shape[1]}×{shape[2]}",
-                "resize the images (image-folder:DIR@HxW) or pick a model for small inputs (lenet300100 takes any size)",
-            )
-        if architecture in ("vgg16", "mobilenet") and shape[0] != 3:
-            raise UnsupportedModelError(
-                f"keras.applications' '{architecture}' takes 3-channel images, not {shape[0]}",
-                "use RGB images, or lenet5 / alexnet / squeezenet for other channel counts",
-            )
-    return shape
-
-
 def build_keras_model(architecture: str, input_shape: Sequence[int], num_classes: int) -> keras.Model:
     """Builds ``architecture`` for ``input_shape`` (C×H×W) and ``num_classes``."""
     if architecture not in ARCHITECTURES:
         raise UnknownNameError("model", architecture, ARCHITECTURES)
-    shape = check_input_shape(architecture, input_shape)
+    shape = check_input_shape(architecture, input_shape, MIN_INPUT_SIZE.get(architecture))
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise InvalidValueError(f"number of classes {num_classes!r} must be a whole number >= 1")
     return ARCHITECTURES[architecture](shape, num_classes)

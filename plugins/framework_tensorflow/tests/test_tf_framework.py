@@ -39,8 +39,10 @@ def test_large_zoo_parameter_counts_equal_the_torch_zoo(tf_framework, arch):
     model = tf_framework.build(arch, shape, classes)
     assert tf_framework.parameter_count(model) == parameters
     if arch == "vgg16":  # keras.applications' own names and layout
-        reference = keras.applications.VGG16(weights=None, classifier_activation=None)
-        assert [v.path for v in model.native.weights] == [v.path for v in reference.weights]
+        paths = [v.path for v in model.native.weights]
+        assert paths[:2] == ["block1_conv1/kernel", "block1_conv1/bias"] and paths[-2:] == ["predictions/kernel",
+                                                                                          "predictions/bias"]
+        assert model.native.get_layer("fc1").kernel.shape == (25088, 4096)  # in×out, as the .h5 weights hold it
         groups = tf_framework.channel_groups(model)
         last_conv = next(g for g in groups if g.producers[0].name == "block5_conv3.weight")
         assert len(last_conv.consumers) == 49 and last_conv.consumers[1].offset == 512  # N×H×W×C flatten
@@ -248,3 +250,12 @@ def test_lenets_reach_their_accuracy_on_mnist5k(tf_framework, mnist5k, arch, lea
     accuracy = tf_framework.evaluate(model, mnist5k)
     assert accuracy.samples == 1000
     assert accuracy.top1 >= least, f"{arch}: {accuracy.top1:.3f} after {history.seconds:.1f} s"
+
+
+def test_inputs_an_architecture_cannot_take_are_one_clear_error(tf_framework):
+    with pytest.raises(UnsupportedModelError, match="16×16"):
+        tf_framework.build("lenet5", (1, 8, 8), 10)
+    with pytest.raises(UnsupportedModelError, match="C×H×W"):
+        tf_framework.build("mobilenet", (64,), 10)
+    with pytest.raises(BadInputError, match="unknown model"):
+        tf_framework.build("resnet", (3, 32, 32), 10)

@@ -44,7 +44,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from sigdl_core.errors import InvalidValueError, UnknownNameError, UnsupportedModelError
+from sigdl_core.errors import InvalidValueError, UnknownNameError
+from sigdl_core.interfaces import check_input_shape as check_shape
 
 __all__ = [
     "ARCHITECTURES",
@@ -371,31 +372,7 @@ def check_input_shape(architecture: str, input_shape: Sequence[int]) -> tuple[in
     Raises :class:`~sigdl_core.errors.InvalidValueError` for a malformed shape and
     :class:`~sigdl_core.errors.UnsupportedModelError` for one the architecture cannot take.
     """
-    try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
-        raise InvalidValueError(
-            f"input shape {input_shape!r} is not a sequence of whole numbers", "give it as C×H×W, e.g. 1x28x28"
-        ) from None
-    if not shape or any(d < 1 for d in shape):
-        raise InvalidValueError(
-            f"input shape {shape} must have at least one axis and only sizes >= 1", "give it as C×H×W, e.g. 1x28x28"
-        )
-    if architecture in MIN_INPUT_SIZE:
-        if len(shape) != 3:
-            raise UnsupportedModelError(
-                f"'{architecture}' takes images shaped C×H×W, not an input of shape {shape}",
-                "use an image dataset, or lenet300100 for flat feature vectors",
-            )
-        least = MIN_INPUT_SIZE[architecture]
-        if shape[1] < least or shape[2] < least:
-            raise UnsupportedModelError(
-                f"'{architecture}' needs inputs of at least {least}×{least} pixels, "
-                f"but the input is {shape[1]}×{shape[2]}",
-                "resize the images (image-folder:DIR@HxW) or pick a model for small inputs "
-                "(lenet300100 takes any size)",
-            )
-    return shape
+    return check_shape(architecture, input_shape, MIN_INPUT_SIZE.get(architecture))
 
 
 def build_module(
