@@ -678,7 +678,7 @@ def _accuracy(logits: np.ndarray, y: np.ndarray) -> Accuracy:
 
 
 def _rename_io(graph: Any, input_name: str, output_name: str) -> None:
-    """Names the graph's one input ``input_name`` and its one output ``output_name``."""
+    """Names the graph's one input ``input_name``, its one output ``output_name``, their batch axis ``batch``."""
     renames = {graph.input[0].name: input_name, graph.output[0].name: output_name}
     for old, new in renames.items():
         if old == new:
@@ -688,3 +688,7 @@ def _rename_io(graph: Any, input_name: str, output_name: str) -> None:
             node.output[:] = [new if n == old else n for n in node.output]
     graph.input[0].name = input_name
     graph.output[0].name = output_name
+    for value in (graph.input[0], graph.output[0]):  # tf2onnx names the dynamic axis unk__N
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"

@@ -221,6 +221,7 @@ def test_onnx_export_matches_onnxruntime(tf_framework, small, tmp_path):
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         assert [i.name for i in session.get_inputs()] == ["input"]
         assert [o.name for o in session.get_outputs()] == ["logits"]
+        assert session.get_inputs()[0].shape == ["batch", *shape]  # N×C×H×W, as the core's datasets
         x = small.x_test[:16] if shape[0] == 1 else np.random.default_rng(0).normal(size=(16, *shape)).astype(np.float32)
         got = session.run(None, {"input": x})[0]
         np.testing.assert_allclose(got, tf_framework.predict(model, x), atol=1e-4, rtol=1e-4)
