@@ -65,7 +65,8 @@ def sigdl_models() -> list[ModelSpec]:
         framework that builds it and its canonical parameter count.
 
     The core lists them in ``sigdl models`` and resolves ``--model NAME`` through them,
-    then asks the named framework to ``build`` it.
+    then asks the named framework to ``build`` it; the spec's ``train_defaults`` fill the
+    training settings a recipe and the flags leave out.
 
     Example::
 
@@ -101,7 +102,9 @@ def sigdl_compressors() -> list[CompressorSpec]:
         ``factory`` builds a :class:`~sigdl_core.interfaces.Compressor`.
 
     The core chains compressors in the order a user names them, each one seeing the
-    previous one's :class:`~sigdl_core.interfaces.CompressionResult`.
+    previous one's :class:`~sigdl_core.interfaces.CompressionResult`. Before any work it
+    refuses parameters the spec's ``params`` do not name, and fills a chain run as given
+    with the spec's ``defaults`` where the user gave a compressor none.
 
     Example::
 
@@ -135,13 +138,18 @@ def sigdl_emulators() -> list[EmulatorSpec]:
     :return: one :class:`~sigdl_core.interfaces.EmulatorSpec` per emulator; its
         ``factory`` builds an :class:`~sigdl_core.interfaces.Emulator`.
 
-    The core finds a target's emulator by the name in its spec's ``emulator`` field.
+    The core finds a target's emulator by the name in its spec's ``emulator`` field. The
+    spec's ``options`` declare every option ``emulate`` takes
+    (:class:`~sigdl_core.interfaces.EmulatorOption`); the core validates a user's values
+    (``--target NAME:key=value``, recipe ``{name: NAME, key: value}``) against them before
+    any work and passes them, defaults filled in (:mod:`sigdl_core.targets`).
 
     Example::
 
         @hookimpl
         def sigdl_emulators():
-            return [EmulatorSpec("atom", "executes under the Atom's limits", factory=_atom)]
+            return [EmulatorSpec("atom", "executes under the Atom's limits", factory=_atom,
+                                 options=(EmulatorOption("clock", str, "base", "which clock", ("base", "burst")),))]
     """
 
 
