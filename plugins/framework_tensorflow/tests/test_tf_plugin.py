@@ -15,6 +15,7 @@ def test_the_plugin_registers_the_framework_and_six_zoo_models():
     models = {s.name: s for s in registry.specs("model") if s.framework == "tensorflow"}
     assert sorted(models) == ["alexnet", "lenet300100", "lenet5", "mobilenet", "squeezenet", "vgg16"]
     assert models["lenet5"].parameters == 431_080 and models["vgg16"].parameters == 138_357_544
+    assert models["lenet5"].train_defaults["lr"] == 0.02  # LeNet-5 has no ReLU after its convolutions
     assert registry.get("model", "lenet5", framework="tensorflow") is models["lenet5"]
 
 
