@@ -171,13 +171,16 @@ def rows() -> list[dict]:
     return out
 
 
+LINKS: dict[str, dict] = {}  # model → which blobs stay int8 under ncnn (int8_links)
+
+
 def predict_rows(data: list[dict], costs: dict, targets: dict, constants=None) -> list[float]:
     from sigdl_target_arm.latency import predict
 
     out = []
     for r in data:
         est, _plan, _m = predict(costs[r["model"]], targets[r["target"]], r["threads"], r["precision"],
-                                 constants=constants)
+                                 constants=constants, int8_blobs=LINKS.get(r["model"]))
         out.append(est.latency_ms)
     return out
 
@@ -249,7 +252,11 @@ def main() -> None:
 
     t0 = time.perf_counter()
     data = rows()
-    costs = {name: analyze_model(builder(), 1) for name, (builder, _d) in MODELS.items()}
+    from sigdl_target_arm.latency import int8_links
+
+    graphs = {name: builder() for name, (builder, _d) in MODELS.items()}
+    costs = {name: analyze_model(g, 1) for name, g in graphs.items()}
+    LINKS.update({name: int8_links(g) for name, g in graphs.items()})
     targets = {t.name: t for t in TARGETS}
     constants = CALIBRATION["cortex-a72"]
     calib = [r for r in data if r["calibration"]]

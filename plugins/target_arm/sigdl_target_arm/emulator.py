@@ -136,7 +136,10 @@ class ArmEmulator(Emulator):
         qdq_given = _is_qdq(model)
         cost = analyze_model(model, 1, _sample_shape(model, data))
         run_precision = "int8" if (precision == "int8" or qdq_given) else "fp32"
-        est, plan, machine = predict(cost, target, threads, run_precision if not qdq_given else "fp32", clock)
+        from .latency import int8_links
+
+        est, plan, machine = predict(cost, target, threads, run_precision if not qdq_given else "fp32", clock,
+                                     int8_blobs=int8_links(model) if run_precision == "int8" else None)
         core = CORES[plan.core]
         rb.extra("cost", cost.summary())
         rb.extra("machine", machine.to_dict())

@@ -88,23 +88,23 @@ class ArmConstants:
 #: datasheet peaks, widths, clocks and bandwidths: their predictions of other boards' ncnn
 #: rows are held-out judgement (bench/results/arm_calibration.md), not a fit.
 _A72 = ArmConstants(
-    gemm_efficiency=0.994,
-    winograd_efficiency=0.6856,
-    depthwise_efficiency=0.1942,
-    int8_gemm_efficiency=0.7162,
-    int8_winograd_efficiency=0.4372,
-    int8_depthwise_efficiency=0.5519,
+    gemm_efficiency=0.9964,
+    winograd_efficiency=0.6837,
+    depthwise_efficiency=0.1923,
+    int8_gemm_efficiency=0.6621,
+    int8_winograd_efficiency=0.4339,
+    int8_depthwise_efficiency=0.7439,
     other_efficiency=0.25,  # pooling, LRN, elementwise: not fitted (memory bound in practice)
-    layer_overhead_cycles=99943.0,  # at the fit's bound of 1e5 cycles (56 µs at 1.8 GHz)
-    thread_sync_cycles=99997.0,  # at the bound too: a fork/join per pass with > 1 thread
-    parallel_efficiency=0.4603,
-    bandwidth_one_core=0.3371,
-    bandwidth_all_cores=0.4782,
-    inference_overhead_cycles=1998938.0,  # at the bound of 2e6 cycles (1.1 ms)
+    layer_overhead_cycles=99975.0,  # at the fit's bound of 1e5 cycles (56 µs at 1.8 GHz)
+    thread_sync_cycles=99999.0,  # at the bound too: a fork/join per pass with > 1 thread
+    parallel_efficiency=0.4791,
+    bandwidth_one_core=0.3278,
+    bandwidth_all_cores=0.4615,
+    inference_overhead_cycles=1999367.0,  # at the bound of 2e6 cycles (1.1 ms)
     l2_dram_fraction=0.9387,
-    gemm_half_depth=68.73,
-    int8_parallel_efficiency=0.6293,
-    parallel_half_outputs=32815.0,
+    gemm_half_depth=66.93,
+    int8_parallel_efficiency=0.5993,
+    parallel_half_outputs=38756.0,
     fitted_to="ncnn benchmark/README.md, Raspberry Pi 4B (A72 1.8 GHz) rows, fp32+int8, 1+4 threads",
 )
 
@@ -299,32 +299,92 @@ def plan_nodes(cost: ModelCost, machine: Machine, l2_bytes: int = 0,
     return replace(cost, nodes=tuple(nodes)), choice
 
 
-def ncnn_int8(cost: ModelCost) -> ModelCost:
+#: Operators ncnn runs in int8 (ARMv8.0: SMULL/SMLAL); the rest stay fp32.
+_INT8_OPS = frozenset({"Conv", "Gemm", "MatMul"})
+#: Epilogues fused into the int8 layer before them (requantization happens after them).
+_EPILOGUE_OPS = frozenset({"Relu", "Clip", "BatchNormalization", "LeakyRelu"})
+
+
+def int8_links(model) -> dict[str, tuple[bool, bool]]:
+    """Per int8-capable node of an ONNX graph: (its input comes straight from another int8
+    layer, its output goes only to int8 layers), looking through fused epilogues.
+
+    ncnn keeps a blob in int8 only between int8 layers (it fuses dequantize → requantize);
+    a blob that meets a pooling, concatenation, addition or the output stays fp32.
+    """
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in graph.output}
+
+    def source(tensor: str):
+        node = producer.get(tensor)
+        while node is not None and node.op_type in _EPILOGUE_OPS:
+            node = producer.get(node.input[0])
+        return node
+
+    def sinks(tensor: str) -> list:
+        out, todo = [], [tensor]
+        while todo:
+            t = todo.pop()
+            if t in outputs:
+                return []
+            for c in consumers.get(t, []):
+                if c.op_type in _EPILOGUE_OPS and len(consumers.get(t, [])) == 1:
+                    todo.extend(c.output)
+                else:
+                    out.append(c)
+        return out
+
+    links = {}
+    for n in graph.node:
+        if n.op_type not in _INT8_OPS:
+            continue
+        data_in = next((i for i in n.input if i not in inits), None)
+        src = source(data_in) if data_in else None
+        dst = sinks(n.output[0])
+        links[n.name] = (src is not None and src.op_type in _INT8_OPS,
+                         bool(dst) and all(d.op_type in _INT8_OPS for d in dst))
+    return links
+
+
+def ncnn_int8(cost: ModelCost, links: Mapping[str, tuple[bool, bool]] | None = None) -> ModelCost:
     """An fp32 graph as ncnn's int8 inference runs it: convolutions and fully connected
-    layers compute in int8 on int8 weights, while the blobs between layers stay fp32 (each
-    int8 layer quantizes its input on entry and dequantizes its output), so activation
-    traffic is that of fp32 plus a quantize pass per int8 layer."""
+    layers compute in int8 on int8 weights; a blob between two int8 layers is int8, any other
+    stays fp32: an int8 layer fed fp32 quantizes its input in a pass of its own, and one
+    whose output meets an fp32 layer writes it dequantized (fp32). Without ``links``
+    (:func:`int8_links`) every blob is taken to stay fp32."""
+    links = links or {}
     nodes = []
     for n in cost.nodes:
         if n.constant or n.fmt != "fp32" or n.op_class not in ("conv", "grouped", "depthwise", "gemm"):
             nodes.append(n)
             continue
-        nodes.append(replace(n, name=f"{n.name}/quantize", op_class="data", macs=0, flops=0, weight_bytes=0,
-                             output_bytes=n.input_bytes // 4, params=0, fuses_into=None))
-        nodes.append(replace(n, fmt="int8", weight_bytes=n.weight_bytes // 4, input_bytes=n.input_bytes // 4))
+        in8, out8 = links.get(n.name, (False, False))
+        if not in8:
+            nodes.append(replace(n, name=f"{n.name}/quantize", op_class="data", macs=0, flops=0, weight_bytes=0,
+                                 output_bytes=n.input_bytes // 4, params=0, fuses_into=None))
+        nodes.append(replace(n, fmt="int8", weight_bytes=n.weight_bytes // 4, input_bytes=n.input_bytes // 4,
+                             output_bytes=n.output_bytes // 4 if out8 else n.output_bytes))
     int8 = sum(n.weight_bytes for n in nodes) / max(1, sum(n.weight_bytes for n in cost.nodes))
     return replace(cost, nodes=tuple(nodes), _weight_bytes_once=int(cost.weight_bytes * int8))
 
 
 def predict(cost: ModelCost, target: TargetSpec, threads: int = 1, precision: str = "fp32",
-            clock_hz: float | None = None,
-            constants: ArmConstants | None = None) -> tuple[RooflineEstimate, ArmPlan, Machine]:
+            clock_hz: float | None = None, constants: ArmConstants | None = None,
+            int8_blobs: Mapping[str, tuple[bool, bool]] | None = None,
+            ) -> tuple[RooflineEstimate, ArmPlan, Machine]:
     """Batch-1 latency of a model's cost on ``threads`` cores of an ARM target.
 
-    ``precision`` ``int8`` runs every fp32 node in int8 (ncnn's int8 inference with int8
-    weights and activations); a QDQ model's cost is int8 already.
+    ``precision`` ``int8`` runs the fp32 graph as ncnn's int8 inference (:func:`ncnn_int8`,
+    with ``int8_blobs`` from :func:`int8_links` saying which blobs stay int8); a QDQ
+    model's cost is int8 already.
     """
-    run = ncnn_int8(cost) if precision == "int8" else cost
+    run = ncnn_int8(cost, int8_blobs) if precision == "int8" else cost
     machine, k, plan = arm_machine(target, threads, clock_hz, constants)
     par = {"fp32": k.parallel_efficiency, "int8": k.int8_parallel_efficiency or k.parallel_efficiency}
     planned, choice = plan_nodes(run, machine, plan.l2_bytes, k.l2_dram_fraction, k.gemm_half_depth,
