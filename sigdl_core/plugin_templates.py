@@ -99,6 +99,14 @@ def versioned_template(source: Path, kind: str) -> tuple[Path, str]:
 
     key = hashlib.sha256(str(source).encode()).hexdigest()[:10]
     repo = _cache_root() / f"{kind}-{key}"
+    try:
+        return _commit_template(source, repo, kind)
+    except OSError as exc:
+        raise BadInputError(f"cannot write the template cache '{repo}': {exc.strerror or exc}",
+                            "set SIGDL_TEMPLATE_CACHE to a writable folder") from None
+
+
+def _commit_template(source: Path, repo: Path, kind: str) -> tuple[Path, str]:
     if not (repo / ".git").is_dir():
         repo.mkdir(parents=True, exist_ok=True)
         _git(repo, "init", "-q")

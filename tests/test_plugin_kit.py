@@ -67,6 +67,16 @@ def test_an_existing_folder_exits_2_and_is_left_alone(sigdl_cli, template_cache,
     assert [p.name for p in existing.iterdir()] == ["mine.txt"]
 
 
+def test_an_unwritable_template_cache_exits_2_with_one_line(sigdl_cli, tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("SIGDL_TEMPLATE_CACHE", str(blocker / "cache"))
+    result = sigdl_cli(["new", "target", "acme-board", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "cannot write the template cache" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "sigdl-target-acme-board").exists()
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The three plugins rendered by ``sigdl new`` and pip-installed into a temporary folder."""
