@@ -107,14 +107,20 @@ def _conformance_plugins(cls: Any) -> LoadedPlugins:
     return load_plugins(entry_points=False, extra=_named(plugins), disable=(), strict=False)
 
 
+_COLLECTED_NAMES: dict[tuple[Any, str], list[str]] = {}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrises the contract classes' tests over the plugin names they test."""
     for fixture, (kind, attribute) in CONTRACT_FIXTURES.items():
         if fixture not in metafunc.fixturenames:
             continue
         names = getattr(metafunc.cls, attribute, None)
-        if names is None:
-            names = _conformance_plugins(metafunc.cls).registry.names(kind)
+        if names is None:  # every installed plugin of the kind, looked up once per class
+            key = (metafunc.cls, kind)
+            if key not in _COLLECTED_NAMES:
+                _COLLECTED_NAMES[key] = _conformance_plugins(metafunc.cls).registry.names(kind)
+            names = _COLLECTED_NAMES[key]
         if names:
             metafunc.parametrize(fixture, list(names))
         else:
