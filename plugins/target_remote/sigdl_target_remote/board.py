@@ -16,7 +16,7 @@ Security
 * Connection, authentication and banner timeouts (``connect_timeout``) and a timeout on the
   run (``command_timeout``); a silent link is detected by SSH keep-alives.
 * The runner's folder on the board is a fresh ``mktemp -d`` directory, removed afterwards
-  (also after a failed run, whenever the connection still stands).
+  by SigDL and, when it ends, by the runner itself (so also after a dropped connection).
 """
 
 from __future__ import annotations

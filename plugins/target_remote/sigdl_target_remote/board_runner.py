@@ -14,6 +14,8 @@ accuracy, ``x_test.npy`` / ``y_test.npy``; it writes ``result.json`` and prints 
    command that keeps streaming (plain ``tegrastats``) is read for what it printed in time.
 4. Top-1 and top-5 over the test samples at batch 1..``batch`` (argmax of the logits).
 5. Peak resident memory of this process: ``resource.getrusage(RUSAGE_SELF).ru_maxrss``.
+6. On exit, whatever happened, it removes its own folder (SigDL removes it too; this way it
+   goes also when the connection dropped mid-run).
 
 Not imported by SigDL itself: it is copied as a file (``python3 board_runner.py DIR``).
 """
@@ -150,4 +152,10 @@ def main(folder):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    try:
+        main(sys.argv[1])
+    finally:  # the folder goes even when SigDL's connection dropped and cannot remove it
+        if os.path.basename(os.path.abspath(sys.argv[1])).startswith("sigdl-board-"):
+            import shutil
+
+            shutil.rmtree(sys.argv[1], ignore_errors=True)

@@ -139,6 +139,10 @@ def test_server_killed_mid_run_is_one_clear_error(sshd, tmp_path):
     line = errors[0].one_line()
     assert "lost during the run" in line and "--resume" in line and "\n" not in line
     assert errors[0].exit_code == 3
+    deadline = time.monotonic() + 20  # the orphaned runner stops at its time limit and cleans up
+    while time.monotonic() < deadline and _board_dirs() - before:
+        time.sleep(0.2)
+    assert _board_dirs() == before
 
 
 def test_full_remote_sigdl_test_beside_the_emulator(sshd, tmp_path, sigdl_cli):
