@@ -22,9 +22,6 @@ TINY_CHANNEL_GROUPS = [ChannelGroup(16, producers=(ChannelSlice("conv1.weight", 
 _ATOM_POWER = ("target_atom labels power_w and energy_mj Method.ANALYTICAL, but derives them from the CPU "
                "utilisation of a timed run, so two runs differ; owner: issue 14 (mark them EXECUTED, or "
                "estimate utilisation from the roofline)")
-_PRUNE_SIZE = ("compress_prune's LayerEncoding charges kept x 32 bits and no index bits, but the .sigdl artifact "
-               "of a pruned layer is sparse and spends 5-8 bits per entry on gaps (about 25 % more)")
-
 _READS_FIRST = ("{plugin} reads the weight arrays before it refuses a bad value of '{param}' (a value of no valid "
                 "type): check every parameter's type and range first{owner}")
 
@@ -33,13 +30,10 @@ _READS_FIRST = ("{plugin} reads the weight arrays before it refuses a bad value 
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
     **{("test_analytical_numbers_deterministic", t): _ATOM_POWER
        for t in ("atom-x5-e3930", "atom-x5-e3940", "aws-deeplens")},
-    ("test_encoded_size_matches_artifact", "prune"): _PRUNE_SIZE,
     ("test_bad_params_refused_before_work", "circulant"):
         _READS_FIRST.format(plugin="compress_fft's circulant", param="retrain_epochs", owner="; owner: issue 8"),
     ("test_bad_params_refused_before_work", "freq-prune"):
         _READS_FIRST.format(plugin="compress_fft's freq-prune", param="keep", owner="; owner: issue 8"),
-    ("test_bad_params_refused_before_work", "prune-structured"):
-        _READS_FIRST.format(plugin="compress_prune's prune-structured", param="ratio", owner=""),
 }
 
 

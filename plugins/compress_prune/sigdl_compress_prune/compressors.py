@@ -189,29 +189,41 @@ class ChannelPruner(Compressor):
 
     name = "prune-structured"
 
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """The checks of :meth:`compress` that need no weights (the loop runs them before any work)."""
+        self._settings(params)
+
+    def _settings(self, params: Mapping[str, Any]) -> tuple[str, Any, str, int]:
+        """``(mode, ratio, norm, min_channels)`` from ``params``, checked; ``channel_groups``
+        is left to :meth:`compress` (the loop supplies it)."""
+        _check_keys(params, STRUCTURED_PARAMS, self.name)
+        given = [k for k in ("ratio", "global_ratio") if k in params]
+        if len(given) != 1:
+            raise InvalidValueError("'prune-structured' needs exactly one of ratio, global_ratio",
+                                    "e.g. ratio=0.5 removes half the channels of each layer")
+        mode = "global" if given[0] == "global_ratio" else "layer"
+        ratio = params[given[0]]
+        if mode == "global" and isinstance(ratio, Mapping):
+            raise InvalidValueError("'global_ratio' takes one fraction",
+                                    "use 'ratio' for per-layer fractions")
+        for key, value in (ratio.items() if isinstance(ratio, Mapping) else [(None, ratio)]):
+            check_fraction(value, given[0] if key is None else f"{given[0]}[{key}]")
+        norm = params.get("norm", "l1")
+        if norm not in ("l1", "l2"):
+            raise UnknownNameError("norm", str(norm), ("l1", "l2"))
+        min_channels = _check_int(params.get("min_channels", 1), "min_channels", 1)
+        return mode, ratio, norm, min_channels
+
     def compress(self, weights, kinds, params, previous=None) -> CompressionResult:
         from .structured import channel_groups_from_data, prune_channels
 
-        _check_keys(params, STRUCTURED_PARAMS, self.name)
+        mode, ratio, norm, min_channels = self._settings(params)
         if "channel_groups" not in params:
             raise InvalidValueError(
                 "'prune-structured' needs the model's channel groups",
                 "the loop passes framework.channel_groups(model) as 'channel_groups'; "
                 "a framework without them supports only unstructured 'prune'",
             )
-        given = [k for k in ("ratio", "global_ratio") if k in params]
-        if len(given) != 1:
-            raise InvalidValueError("'prune-structured' needs exactly one of ratio, global_ratio",
-                                    "e.g. ratio=0.5 removes half the channels of each layer")
-        norm = params.get("norm", "l1")
-        if norm not in ("l1", "l2"):
-            raise UnknownNameError("norm", str(norm), ("l1", "l2"))
-        min_channels = _check_int(params.get("min_channels", 1), "min_channels", 1)
         groups = channel_groups_from_data(params["channel_groups"])
-        mode = "global" if given[0] == "global_ratio" else "layer"
-        ratio = params[given[0]]
-        if mode == "global" and isinstance(ratio, Mapping):
-            raise InvalidValueError("'global_ratio' takes one fraction",
-                                    "use 'ratio' for per-layer fractions")
         return prune_channels(weights, kinds, groups, ratio, mode=mode, norm=norm,
                               min_channels=min_channels, previous=previous)

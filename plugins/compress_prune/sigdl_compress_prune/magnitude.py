@@ -23,9 +23,11 @@ weight. Pruning chains: given a ``previous`` result that carries masks, a weight
 before stays pruned whatever its value now, and a new target below the sparsity already
 reached simply keeps the old mask.
 
-The per-layer :class:`~sigdl_core.interfaces.LayerEncoding` counts the weights kept and
-charges them 32 bits each (``weight_bits = kept × 32``, a dense-value baseline) with no
-index bits: storing the positions is left to the quantization/encoding stage that follows.
+The per-layer :class:`~sigdl_core.interfaces.LayerEncoding` is what the ``.sigdl`` file spends
+on the pruned layer when nothing follows: Deep Compression's relative index at the kind's
+default width (8 bits conv, 5 fc) as ``index_bits``, and 32 bits for each stored entry (the
+kept weights plus the filler entries long gaps need) as ``weight_bits``. A quantizer or
+encoder that follows replaces these figures with its own.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from sigdl_core.compression import DEFAULT_GAP_BITS, FALLBACK_GAP_BITS
+from sigdl_core.entropy import gaps_from_positions
 from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import COMPRESSIBLE_KINDS, CompressionResult, LayerEncoding
 
@@ -44,7 +48,7 @@ from .layer_selection import (
     resolve_per_layer,
 )
 
-#: Bits charged per kept weight value before quantization (fp32).
+#: Bits per stored weight value before quantization (fp32).
 DENSE_VALUE_BITS = 32
 
 
@@ -138,11 +142,20 @@ def _check_weights(weights: Mapping[str, np.ndarray], names: Iterable[str]) -> N
                                     "the model diverged; retrain it before pruning")
 
 
+def sparse_layer_bits(mask: np.ndarray, kind: str) -> tuple[int, int]:
+    """``(weight_bits, index_bits)`` a float32 sparse ``.sigdl`` layer spends on ``mask``'s entries."""
+    gap_bits = DEFAULT_GAP_BITS.get(kind, FALLBACK_GAP_BITS)
+    positions = np.flatnonzero(np.asarray(mask, bool).ravel())
+    gaps, _ = gaps_from_positions(positions, np.zeros(positions.size, np.int64), gap_bits, 0)
+    return int(gaps.size) * DENSE_VALUE_BITS, int(gaps.size) * gap_bits
+
+
 def _finish(
     weights: Mapping[str, np.ndarray],
     new_masks: Mapping[str, np.ndarray],
     details: Mapping[str, dict[str, Any]],
     previous: CompressionResult | None,
+    kinds: Mapping[str, str],
 ) -> CompressionResult:
     """Copies the weights, applies the masks, and builds the result with its encodings."""
     out = {name: np.array(array, copy=True) for name, array in weights.items()}
@@ -162,12 +175,13 @@ def _finish(
         kept = int(np.count_nonzero(mask))
         info = dict(details.get(name, {}))
         info["sparsity"] = 1.0 - kept / mask.size if mask.size else 0.0
+        weight_bits, index_bits = sparse_layer_bits(mask, kinds.get(name, "other"))
         layers[name] = LayerEncoding(
             name=name,
             shape=tuple(int(d) for d in mask.shape),
             kept=kept,
-            weight_bits=kept * DENSE_VALUE_BITS,
-            index_bits=0,
+            weight_bits=weight_bits,
+            index_bits=index_bits,
             details=info,
         )
     state = dict(previous.state) if previous is not None else {}
@@ -214,7 +228,7 @@ def prune_by_magnitude(
             mask &= old[name]
         masks[name] = mask
         details[name] = {"method": "magnitude", "quality": q, "threshold": threshold}
-    return _finish(weights, masks, details, previous)
+    return _finish(weights, masks, details, previous, kinds)
 
 
 def prune_to_sparsity(
@@ -253,7 +267,7 @@ def prune_to_sparsity(
         masks[name] = mask
         details[name] = {"method": "sparsity", "target_sparsity": s,
                          "threshold": max(threshold, 0.0)}
-    return _finish(weights, masks, details, previous)
+    return _finish(weights, masks, details, previous, kinds)
 
 
 def prune_globally(
@@ -296,7 +310,7 @@ def prune_globally(
         masks[name] = mask
         details[name] = {"method": "global", "target_sparsity": s,
                          "threshold": max(threshold, 0.0)}
-    return _finish(weights, masks, details, previous)
+    return _finish(weights, masks, details, previous, kinds)
 
 
 def sparsity_of(result: CompressionResult, names: Iterable[str] | None = None) -> float:
