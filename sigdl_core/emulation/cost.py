@@ -100,7 +100,7 @@ def _fmt(elem_type: int) -> str:
 #: Every op class a node can have; targets set an efficiency per class (roofline).
 OP_CLASSES: tuple[str, ...] = (
     "conv", "grouped", "depthwise", "gemm", "pool", "norm", "activation", "elementwise",
-    "softmax", "reduce", "data", "view", "quant", "other",
+    "softmax", "reduce", "data", "view", "quant", "fft", "other",
 )
 
 _CONV_OPS = {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose"}
@@ -129,6 +129,7 @@ _DATA_OPS = {"Concat", "Transpose", "Split", "Slice", "Pad", "Gather", "GatherEl
 _VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout", "Shape",
              "Size", "Constant"}
 _QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
+_FFT_OPS = {"DFT"}
 
 #: Operations per output element of elementwise and activation ops (a conventional count:
 #: transcendental functions a few, comparisons and arithmetic one).
@@ -150,7 +151,7 @@ def op_class_of(op_type: str) -> str:
         ("conv", _CONV_OPS), ("gemm", _GEMM_OPS), ("pool", _POOL_OPS), ("norm", _NORM_OPS),
         ("activation", _ACTIVATION_OPS), ("elementwise", _ELEMENTWISE_OPS),
         ("softmax", _SOFTMAX_OPS), ("reduce", _REDUCE_OPS), ("data", _DATA_OPS),
-        ("view", _VIEW_OPS), ("quant", _QUANT_OPS),
+        ("view", _VIEW_OPS), ("quant", _QUANT_OPS), ("fft", _FFT_OPS),
     ):
         if op_type in ops:
             return cls
@@ -854,7 +855,34 @@ def _count(
         return 0, 2 * ny, cls  # a scale and a shift (and a round) per element
     if op in ("Resize", "Upsample"):
         return 0, 4 * ny, cls  # bilinear: about four multiply-adds per output; nearest is less
+    if op == "DFT":
+        return 0, _dft_flops(node, a, shp[0], ins), cls
     return 0, 0, cls
+
+
+def _dft_flops(node: onnx.NodeProto, a: Mapping[str, Any], x: tuple[int, ...] | None, ins: list[Any]) -> int:
+    """FLOPs of an ONNX ``DFT``: ``5 n log2 n`` per complex transform of length ``n`` (the
+    conventional radix-2 count), half that for a real input (a real FFT does half the work).
+
+    The transformed axis is the ``axis`` attribute (opset 17) or the third input (opset 20),
+    default 1 (opset 17) or -2 (opset 20); the last axis of the input is 1 (real) or 2
+    (complex) and is not transformed.
+    """
+    if x is None or len(x) < 2:
+        return 0
+    axis: Any = a.get("axis")
+    if axis is None and len(node.input) > 2 and node.input[2] and len(ins) > 2 and ins[2] is not None:
+        value = getattr(ins[2], "value", None)
+        axis = int(np.asarray(value).ravel()[0]) if value is not None else None
+    if axis is None:
+        axis = 1 if "axis" in a or len(node.input) <= 2 else -2
+    axis = int(axis) % len(x)
+    n = int(x[axis])
+    if n < 2:
+        return 0
+    transforms = _numel(x) // (n * int(x[-1]))
+    per = 5.0 * n * math.log2(n) * (0.5 if int(x[-1]) == 1 else 1.0)
+    return int(round(transforms * per))
 
 
 # --------------------------------------------------------------------------- the model

@@ -77,6 +77,7 @@ _EFFICIENCY_FALLBACK: dict[str, str] = {
     "reduce": "elementwise",
     "pool": "elementwise",
     "data": "elementwise",
+    "fft": "elementwise",
 }
 
 #: The order in which a format the target lacks falls back to one it has.
