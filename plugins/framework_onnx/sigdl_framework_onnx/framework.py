@@ -127,18 +127,7 @@ class OnnxFramework(Framework):
     def evaluate(self, model: Model, data: ArrayDataset,
                  split: Literal["train", "validation", "test"] = "test") -> Accuracy:
         graph = self._graph(model)
-        x, y = data.arrays(split)
-        if x.ndim < 2 or tuple(x.shape[1:]) != graph.input_shape:
-            raise InvalidValueError(
-                f"dataset '{data.name}' has samples shaped {tuple(x.shape[1:])}, but ONNX model "
-                f"'{graph.path.name}' takes {graph.input_shape}", "pick a dataset of the model's input shape")
-        if len(y) == 0:
-            raise InvalidValueError(f"dataset '{data.name}' has no {split} samples", f"use a dataset with a {split} split")
-        labels = np.asarray(y, dtype=np.int64)
-        if labels.min() < 0 or labels.max() >= graph.num_classes:
-            raise InvalidValueError(
-                f"dataset '{data.name}' has labels from {labels.min()} to {labels.max()}, but ONNX model "
-                f"'{graph.path.name}' has {graph.num_classes} outputs", "pick a dataset with the model's classes")
+        x, labels = data.arrays_for(model, split)  # shapes, labels and an empty split checked
         logits = graph.logits(x)
         k = min(5, logits.shape[1])
         top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
