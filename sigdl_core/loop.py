@@ -24,7 +24,7 @@ from .interfaces import ArrayDataset, Framework, Model
 from .plugins import LoadedPlugins
 from .recipe import Recipe
 from .report import write_run_report
-from .targets import BoundTarget, emulate_target, resolve_targets
+from .targets import BoundTarget, emulate_target, export_target_model, resolve_targets
 
 
 class Observer(Protocol):
@@ -464,8 +464,7 @@ def _write_chosen(session: Session, framework: Framework, model: Model, bench: A
     for target in targets:
         folder = run_dir / "targets" / target.name
         folder.mkdir(parents=True, exist_ok=True)
-        path = session.plugins.registry.emulator(target.emulator.name).export_target_model(
-            onnx_path, target.spec, bench.data, folder)
+        path = export_target_model(session.plugins.registry, target, onnx_path, bench.data, folder)
         if path is not None:
             written.append(str(Path(path).relative_to(run_dir)))
         else:

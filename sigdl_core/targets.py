@@ -452,6 +452,18 @@ def resolve_targets(registry: Registry, refs: Sequence[TargetRef | str]) -> list
     return out
 
 
+def export_target_model(registry: Registry, target: BoundTarget, onnx_path: Path,
+                        data: ArrayDataset | None, folder: Path) -> Path | None:
+    """The model in the form ``target`` runs, written into ``folder`` (or None: it runs the ONNX
+    model as it is), with the target's options where the emulator's method takes them."""
+    import inspect
+
+    method = registry.emulator(target.emulator.name).export_target_model
+    if "options" in inspect.signature(method).parameters:
+        return method(onnx_path, target.spec, data, folder, options=dict(target.options))
+    return method(onnx_path, target.spec, data, folder)
+
+
 def emulate_target(registry: Registry, target: BoundTarget, onnx_path: Path,
                    data: ArrayDataset | None) -> EmulationReport:
     """Re-tests the ONNX model at ``onnx_path`` on one bound target, with its options.

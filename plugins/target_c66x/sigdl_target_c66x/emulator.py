@@ -55,17 +55,19 @@ class C66xEmulator(Emulator):
     name = "c66x"
 
     def export_target_model(
-        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path
+        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path,
+        options: Mapping[str, Any] | None = None,
     ) -> Path | None:
-        """The QDQ int8 model the C66x integer pipeline runs, calibrated on ``data``'s
-        training split; None without labelled data to calibrate on."""
+        """The QDQ int8 model the C66x integer pipeline runs (with ``options``' activation
+        type, per-channel and range settings), calibrated on ``data``'s training split; None
+        without labelled data to calibrate on."""
         from sigdl_core.files import read_regular_file
 
         from .quantize import quantize_for_c66x
 
         if data is None or data.timing_only:
             return None
-        opts = validate_options(EMULATOR_OPTIONS, {}, target)
+        opts = validate_options(EMULATOR_OPTIONS, options, target)
         calib = data.x_train if len(data.x_train) else data.x_test
         return quantize_for_c66x(read_regular_file(onnx_path, "ONNX model"), calib[:opts["calibration_samples"]],
                                  Path(folder) / "model.int8.qdq.onnx", activation_type=opts["activation_type"],

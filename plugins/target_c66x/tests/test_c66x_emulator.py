@@ -194,3 +194,21 @@ def test_c66x_exports_the_int8_qdq_model_its_pipeline_runs(patterns, registry, t
     assert out is not None and is_qdq_model(onnx.load(str(out)))
     IntegerProgram(out)  # the integer pipeline accepts it
     assert emulator.export_target_model(path, target, None, tmp_path / "none") is None  # nothing to calibrate on
+
+
+def test_c66x_exports_the_form_its_options_ask_for(patterns, registry, tmp_path) -> None:
+    """The exported model follows the target's options, as the emulation did."""
+    from onnx import TensorProto
+
+    path, data = patterns
+    target = registry.get("target", "c66x-c6678")
+    emulator = registry.emulator("c66x")
+
+    def zero_point_types(options):
+        out = emulator.export_target_model(path, target, data, tmp_path / str(options), options=options)
+        model = onnx.load(str(out))
+        inits = {i.name: i.data_type for i in model.graph.initializer}
+        return {inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+
+    assert TensorProto.UINT8 in zero_point_types({})
+    assert zero_point_types({"activation_type": "int8"}) == {TensorProto.INT8}

@@ -52,9 +52,11 @@ class MovidiusEmulator(Emulator):
     name = "movidius"
 
     def export_target_model(
-        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path
+        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path,
+        options: Mapping[str, Any] | None = None,
     ) -> Path | None:
-        """The FP16 model the MA2450 runs (batch norm folded), with a float32 interface."""
+        """The FP16 model the MA2450 runs (batch norm folded), with a float32 interface
+        (no option changes that form)."""
         import onnx
 
         from sigdl_core.files import atomic_path, read_regular_file
