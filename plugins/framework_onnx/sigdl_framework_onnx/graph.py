@@ -36,7 +36,7 @@ from onnx import numpy_helper
 
 from sigdl_core.errors import InvalidValueError, ModelFileError, UnknownNameError, UnsupportedModelError
 from sigdl_core.files import atomic_path, read_regular_file
-from sigdl_core.interfaces import LayerKind
+from sigdl_core.interfaces import LayerKind, float32_weight
 
 #: The names :meth:`OnnxGraph.export` gives the data input and the output (the Framework contract).
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -85,23 +85,14 @@ class OnnxGraph:
         for name, value in weights.items():
             if name not in self.weights:
                 raise UnknownNameError("weight", name, self.weights)
-            try:
-                array = np.asarray(value)
-            except Exception:  # noqa: BLE001 - anything that is not array-like
-                array = None
-            if array is None or array.dtype.kind not in "fiub":
-                raise InvalidValueError(f"weight '{name}' is not a numeric array", "give NumPy float arrays")
+            array = float32_weight(name, value)
             if tuple(array.shape) != tuple(self.weights[name].shape):
                 raise InvalidValueError(
                     f"weight '{name}' has shape {tuple(array.shape)}, but the ONNX model's is "
                     f"{tuple(self.weights[name].shape)}",
                     "an ONNX model's layers keep their shapes: use unstructured pruning (prune), not prune-structured",
                 )
-            converted = np.array(array, dtype=np.float32, copy=True)
-            if not np.isfinite(converted).all():
-                raise InvalidValueError(f"weight '{name}' holds NaN or infinite values",
-                                        "check the compression step that made it")
-            checked[name] = converted
+            checked[name] = array
         self.weights.update(checked)
         if checked:
             self.version += 1
