@@ -258,9 +258,15 @@ class TrainHistory:
     loss: list[float] = field(default_factory=list)
     train_top1: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    #: Data-parallel training only: workers, backend, where the time went, the measured
+    #: all-reduce/step ratio (:func:`sigdl_core.accelerate.train`); None when serial.
+    parallel: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"loss": self.loss, "train_top1": self.train_top1, "seconds": self.seconds}
+        out = {"loss": self.loss, "train_top1": self.train_top1, "seconds": self.seconds}
+        if self.parallel is not None:
+            out["parallel"] = self.parallel
+        return out
 
 
 @dataclass
@@ -408,6 +414,28 @@ class Framework(ABC):
         report. Asking for retraining explicitly (``--retrain-epochs N``) is then an error.
         """
         return None
+
+    def train_data_parallel(
+        self,
+        model: Model,
+        data: ArrayDataset,
+        settings: TrainSettings,
+        parallel: Any,
+        projection: Projection | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainHistory:
+        """Trains as :meth:`train` does, data-parallel on several workers.
+
+        ``parallel`` is a :class:`sigdl_core.accelerate.DataParallel` (workers per node,
+        threads per worker, nodes and rendezvous). The projection runs on every worker after
+        every step, so that every worker keeps the compressed form. The core calls this, via
+        :func:`sigdl_core.accelerate.train`, only when more than one worker is asked for; a
+        framework without a data-parallel engine keeps this refusal.
+        """
+        raise UnsupportedModelError(
+            f"framework '{self.name}' cannot train with several workers",
+            "train with --workers 1 (accelerate: {train_workers: 1})",
+        )
 
 
 @dataclass(frozen=True)
@@ -640,12 +668,16 @@ class Emulator(ABC):
         """Accuracy (unless ``data`` is None or timing-only), latency, fps, memory, power."""
 
     def export_target_model(
-        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path
+        self, onnx_path: Path, target: TargetSpec, data: ArrayDataset | None, folder: Path,
+        options: Mapping[str, Any] | None = None,
     ) -> Path | None:
         """Writes the model in the form the target runs (FP16, int8 QDQ …) into ``folder``.
 
         Returns its path, or None where the target runs ``onnx_path`` as it is. ``data``
-        calibrates integer formats. The loop stores the result beside the chosen model.
+        calibrates integer formats; ``options`` are the target's options as :meth:`emulate`
+        got them, so that the form written is the one emulated (an implementation may leave
+        the argument out; the core then passes none). The loop stores the result beside the
+        chosen model.
         """
         return None
 
