@@ -10,8 +10,8 @@ CIRCULANT_PARAMS: dict[str, str] = {
     "(fc, conv) or weight name/glob to a size (default {fc: 16, conv: 4}; 0 or 1 leaves a layer dense)",
     "kinds": "layer kinds to make block-circulant (default conv, fc)",
     "skip": "weight names or globs to leave dense",
-    "min_dim": "leave a layer dense when its output or input count is below min_dim x block "
-    "(default 1: a layer smaller than one block, e.g. a 10-class output layer, stays dense)",
+    "min_blocks": "halve a layer's block until its smaller side holds min_blocks blocks; below 2 "
+    "the layer stays dense (default 8: LeNet-300-100's fc2 gets 8, its 10-class output layer stays dense)",
     "retrain_epochs": "epochs of the retraining in circulant form right after this stage (default 16; "
     "0: the run's own retraining settings)",
     "retrain_lr": "initial learning rate of that retraining (default 0.05, annealed by a cosine schedule)",

@@ -76,7 +76,7 @@ def test_retraining_with_the_projection_stays_circulant_and_learns(mlp, trained)
 
 def test_padding_is_stored_and_counted() -> None:
     w = np.random.default_rng(0).standard_normal((300, 100)).astype(np.float32)
-    result = make_circulant({"fc.weight": w}, {"fc.weight": "fc"}, {"block": 16})
+    result = make_circulant({"fc.weight": w}, {"fc.weight": "fc"}, {"block": 16, "min_blocks": 1})
     d = result.layers["fc.weight"].details
     assert d["stored_values"] == 19 * 7 * 16  # 300 -> 304, 100 -> 112
     assert d["padding_values"] == 19 * 7 * 16 - 1875
@@ -151,3 +151,15 @@ def test_int8_per_tensor_stays_circulant_per_channel_falls_back(registry, traine
         layer = build_artifact_layers(result, None, mlp.kinds)[0]
         assert layer.layout == layout
         np.testing.assert_array_equal(layer.decode(), result.weights["fc1.weight"])
+
+
+def test_blocks_shrink_until_the_smaller_side_holds_min_blocks() -> None:
+    rng = np.random.default_rng(0)
+    w = {"fc1.weight": rng.standard_normal((300, 784)).astype(np.float32),
+         "fc2.weight": rng.standard_normal((100, 300)).astype(np.float32),
+         "fc3.weight": rng.standard_normal((10, 100)).astype(np.float32)}
+    kinds = {n: "fc" for n in w}
+    result = make_circulant(w, kinds, {"retrain_epochs": 0})
+    assert result.state["circulant"] == {"fc1.weight": 16, "fc2.weight": 8}  # LeNet-300-100's defaults
+    assert "fc3.weight" in result.state["circulant_dense"] and result.retrain is None
+    assert make_circulant(w, kinds, {"min_blocks": 1}).state["circulant"]["fc3.weight"] == 8
