@@ -351,7 +351,7 @@ def run_cmd(
     if schema:
         from .recipe import json_schema
 
-        _emit_json(json_schema())
+        _emit_json(json_schema(get_plugins().registry))  # with the installed targets' options
         return
     from .loop import Session, SilentObserver, default_run_dir, run_loop
     from .recipe import Recipe

@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union, get_args
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 from annotated_types import Gt, Lt
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -158,8 +158,11 @@ Sparsity = Annotated[float, Gt(0), Lt(1), BeforeValidator(_yaml12_float)]
 class SearchSection(Section):
     """How the loop searches for the most compressed model within the budget."""
 
-    strategy: Literal["auto", "fixed"] = Field("auto", description="auto: sensitivity, then bisection on "
-                                               "strength, then bits; fixed: the chain's parameters as given")
+    strategy: Literal["auto", "fixed"] = Field("auto", description="auto: a gradual pruning path, the heavy "
+                                               "layers pushed, then bits; fixed: the chain's parameters as given")
+    allocation: Literal["magnitude", "sensitivity"] = Field(
+        "magnitude", description="how pruning is shared among layers: magnitude (one threshold across layers) or "
+        "sensitivity (each layer's one-shot sensitivity cap)")
     sensitivity: list[Sparsity] = Field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98], min_length=1,
                                         description="sparsities of the sensitivity analysis, strictly between 0 and 1")
     bisection_steps: int = Field(4, ge=0, description="bisection steps on the global pruning strength")
@@ -196,12 +199,17 @@ class RecipeModel(Section):
     limits: LimitsSection = Field(default_factory=LimitsSection, description=LimitsSection.__doc__)
 
 
-def json_schema() -> dict[str, Any]:
+def json_schema(registry: Any = None) -> dict[str, Any]:
     """The recipe's JSON Schema (draft 2020-12), for editors (``sigdl run --schema``).
 
     A section may be null (``train:`` with its keys commented out), as the reader allows.
+    Given the plugins' ``registry``, a target mapping naming an installed target is checked
+    against its emulator's declared options (name, type, allowed values, bounds, help), so
+    that an editor completes and checks them too; other names keep the open form.
     """
     schema = RecipeModel.model_json_schema()
+    if registry is not None:
+        _target_options_schema(schema, registry)
     sections = {name for name, d in schema.get("$defs", {}).items() if d.get("type") == "object"
                 and name.endswith("Section") and name != "RemoteSection"}
     for holder in (schema, *schema.get("$defs", {}).values()):
@@ -210,6 +218,55 @@ def json_schema() -> dict[str, Any]:
             if ref.rsplit("/", 1)[-1] in sections:
                 prop["anyOf"] = [{"$ref": prop.pop("$ref")}, {"type": "null"}]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+_JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def _option_schema(option: Any) -> dict[str, Any]:
+    """One :class:`~sigdl_core.interfaces.EmulatorOption` as a JSON Schema property."""
+    is_list = get_origin(option.type) is list
+    item_type = (get_args(option.type) or (str,))[0] if is_list else option.type
+    one: dict[str, Any] = {"type": _JSON_TYPES.get(item_type, "string")}
+    if option.choices is not None:
+        one["enum"] = list(option.choices)
+    for key, value in (("minimum", option.minimum), ("exclusiveMinimum", option.exclusive_minimum),
+                       ("maximum", option.maximum if not isinstance(option.maximum, str) else None)):
+        if value is not None:
+            one[key] = value
+    prop: dict[str, Any] = {"type": "array", "items": one, "minItems": 1} if is_list else one
+    if option.default is None:
+        prop = {"anyOf": [prop, {"type": "null"}]}
+    else:
+        prop["default"] = list(option.default) if isinstance(option.default, tuple) else option.default
+    prop["description"] = option.help
+    return prop
+
+
+def _target_options_schema(schema: dict[str, Any], registry: Any) -> None:
+    """Adds one schema per installed target, with its emulator's options, to ``targets``."""
+    defs = schema.setdefault("$defs", {})
+    known, branches = [], []
+    for spec in registry.specs("target"):
+        try:
+            emulator = registry.get("emulator", spec.emulator)
+        except BadInputError:
+            continue
+        known.append(spec.name)
+        props = {"name": {"const": spec.name, "description": spec.title},
+                 "remote": {"$ref": "#/$defs/RemoteSection", "description": "re-test on a real board over SSH"}}
+        props.update({o.name: _option_schema(o) for o in emulator.options})
+        name = "Target_" + re.sub(r"\W", "_", spec.name)
+        defs[name] = {"type": "object", "title": spec.name, "properties": props, "required": ["name"],
+                      "additionalProperties": False,
+                      "description": f"{spec.title}: options of the '{emulator.name}' emulator (sigdl emulators)"}
+        branches.append({"$ref": f"#/$defs/{name}"})
+    if not known:
+        return
+    generic = defs["TargetEntry"]
+    generic["properties"]["name"] = {**generic["properties"]["name"], "not": {"enum": known}}
+    items = schema["properties"]["targets"]["items"]
+    items["anyOf"] = [*items["anyOf"], *branches]
 
 
 # --------------------------------------------------------------------------- errors in one line
@@ -486,12 +543,13 @@ budget:                   # null: no limit
   max_energy_mj: null
 
 search:
-  strategy: auto          # auto: sensitivity, bisection on strength, fewest bits; fixed: params as given
-  sensitivity: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]
+  strategy: auto          # auto: a gradual pruning path, heavy layers pushed, fewest bits; fixed: params as given
+  allocation: magnitude   # magnitude: one threshold across layers; sensitivity: per-layer one-shot caps
+  sensitivity: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98]   # for allocation: sensitivity
   bisection_steps: 3
   min_bits: 2
 
 limits:
   max_candidates: 24
-  max_seconds: 150        # the search's wall time (the baseline not counted)
+  max_seconds: 300        # the search's wall time (the baseline not counted)
 """

@@ -88,3 +88,4 @@ def test_model_defaults_fill_only_the_training_keys_left_out() -> None:
     assert (mine.train.lr, mine.train.epochs, mine.train.optimizer, mine.train.batch_size) == (0.2, 3, "adam", 32)
     again = Recipe.from_mapping(mine.to_mapping())
     assert again.train == mine.train and again.for_model({"lr": 0.5}).train == mine.train
+

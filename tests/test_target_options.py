@@ -216,3 +216,20 @@ def test_emulators_lists_the_declared_options(sigdl_cli) -> None:
     assert toy["options"][3]["type"] == "list[int]" and toy["options"][3]["default"] == [1, 2]
     table = sigdl_cli(["emulators"], plugins=[toy_board])
     assert "precision=fp32: one of fp32, fp16" in table.stdout
+
+
+def test_the_recipe_schema_checks_the_installed_targets_options(sigdl_cli) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    result = sigdl_cli(["run", "--schema"], plugins=[toy_board])
+    assert result.exit_code == 0, result.stderr
+    schema = json.loads(result.stdout)
+    toy = schema["$defs"]["Target_toy_board"]["properties"]
+    assert toy["precision"] == {"type": "string", "enum": ["fp32", "fp16"], "default": "fp32",
+                                "description": "number format"}
+    good = [{"name": "toy-board", "precision": "fp16", "batch_sizes": [1, 4], "cores": None},
+            {"name": "board-of-a-plugin-not-installed", "anything": 1}, "toy-board:precision=fp16"]
+    jsonschema.validate({"targets": good}, schema)
+    for bad in ({"name": "toy-board", "precision": "fp64"}, {"name": "toy-board", "speed": 2},
+                {"name": "toy-board", "ms_per_kib": 0}, {"name": "toy-board", "batch_sizes": [0]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"targets": [bad]}, schema)
