@@ -46,7 +46,7 @@ docs: install
 
 # The benchmarks, then BENCHMARKS.md written from their results (bench/results/*.md).
 BENCHES := cli_startup emulation_calibration arm_calibration quant_coding_speed \
-           sparse_fc model_inference deep_compression loop frameworks
+           sparse_fc model_inference deep_compression loop fft frameworks
 bench: install
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done
 	$(PY) bench/benchmarks_md.py

@@ -29,6 +29,9 @@ SECTIONS = [
     ("Sparse fully connected layers at batch 1 (issue 3)", "sparse_fc",
      "The sparse inference path (`SparseLinear`) against dense torch at Deep Compression's densities."),
     ("Whole-model inference: sparse and thinned models (issue 3)", "model_inference", ""),
+    ("Frequency-domain methods: FFT convolution, block-circulant FC, circulant and freq-prune (issue 8)", "fft",
+     "Tiled FFT convolution and circulant FC layers against torch's direct paths; what `circulant` and "
+     "`freq-prune` compress on `mnist5k` beside Deep Compression at the same retraining budget."),
     ("Coding speed and the entropy bound (issue 3)", "quant_coding_speed", ""),
     ("CLI start-up (issue 2)", "cli_startup",
      "`sigdl --help` and `sigdl plugins` must answer at once and import no heavy library."),
