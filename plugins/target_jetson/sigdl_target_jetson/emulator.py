@@ -88,7 +88,6 @@ from pathlib import Path
 from typing import Any
 
 from sigdl_core.emulation import (
-    DEFAULT_BATCH_SIZES,
     Machine,
     ModelCost,
     ReportBuilder,
