@@ -240,14 +240,16 @@ def atom(g: Graphs, reg, fit: bool) -> tuple[list[dict], dict | None, dict]:
                                                     "repeats": 20, "max_seconds": 60})
         c = rep.extra["calibration"]
         s = rep.extra.get("latency_ms_spread", {})
-        measured[(key, prec)] = {"ratio": float(c["model_to_reference"]), "layers": int(c["layers"]),
+        measured[(key, prec)] = {"ratio": float(c["model_to_reference"]) / float(c["kernel_fraction"]),
+                                 "kernel_fraction": float(c["kernel_fraction"]), "layers": int(c["layers"]),
                                  "ref_flops": float(c["reference_flops"]),
                                  "host_reference_ms": float(c["host_reference_ms"]),
                                  "runs": int(s.get("runs", 0)), "load": round(l0, 2),
                                  "spread_low_ms": float(s.get("estimate_low", 0.0)),
                                  "spread_high_ms": float(s.get("estimate_high", 0.0))}
         loads.append(l0)
-        print(f"atom {key:16s} {prec}: ratio {c['model_to_reference']:.4g} layers {c['layers']} "
+        print(f"atom {key:16s} {prec}: ratio {c['model_to_reference']:.4g} (kernel share "
+              f"{c['kernel_fraction']:.2f}) layers {c['layers']} "
               f"runs {s.get('runs')} load {l0:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     constants = dict(cal.ATOM_CONSTANTS)
     if fit:
@@ -255,9 +257,9 @@ def atom(g: Graphs, reg, fit: bool) -> tuple[list[dict], dict | None, dict]:
     rows = []
     for key, _desc, qty, prec, pub in cal.PUBLISHED:
         m = measured[(key, prec)]
-        args = (m["ratio"], m["ref_flops"], m["layers"], prec, cal.E3940_BURST_HZ, cal.E3940_CORES, constants)
+        args = (m["ratio"] * m["kernel_fraction"], m["ref_flops"], m["layers"], prec, cal.E3940_BURST_HZ, cal.E3940_CORES, constants)
         pred = cal.latency_ms(*args) if qty == "latency_ms" else cal.streams_fps(*args)
-        sets = ("int8_efficiency",) if qty == "latency_ms" else ("fp32_efficiency", "per_layer_s")
+        sets = ("int8_efficiency", "per_layer_s") if qty == "latency_ms" else ("fp32_efficiency", "per_layer_s")
         rows.append(_row("Intel Atom x5-E3940 (OpenVINO 2022.1)", spec.name, key, qty, pub, pred,
                          "calibration", sets, cal.OPENVINO, {"precision": prec, "clock": "burst"}, "executed",
                          f"host load {m['load']:.2f}, {m['runs']} runs"))
@@ -277,7 +279,7 @@ def _fit_atom(measured: dict, constants: dict) -> dict:
         out = []
         for key, _d, qty, prec, pub in cal.PUBLISHED:
             m = measured[(key, prec)]
-            args = (m["ratio"], m["ref_flops"], m["layers"], prec, cal.E3940_BURST_HZ, cal.E3940_CORES, c)
+            args = (m["ratio"] * m["kernel_fraction"], m["ref_flops"], m["layers"], prec, cal.E3940_BURST_HZ, cal.E3940_CORES, c)
             pred = cal.latency_ms(*args) if qty == "latency_ms" else cal.streams_fps(*args)
             out.append(math.log(pred / pub))
         return out

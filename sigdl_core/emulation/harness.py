@@ -137,6 +137,7 @@ class HarnessResult:
     model_to_reference_subsets: list[float] = field(default_factory=list)
     host_load: tuple[float, float] | None = None
     latencies_ms: list[float] = field(default_factory=list)
+    kernel_us_by_op: dict[str, float] = field(default_factory=dict)
     fps_by_batch: dict[int, float] = field(default_factory=dict)
     latency_ms_by_batch: dict[int, float] = field(default_factory=dict)
     peak_rss_bytes: int | None = None
@@ -182,6 +183,7 @@ class HarnessResult:
             "model_to_reference_low": self.model_to_reference_low,
             "model_to_reference_subsets": list(self.model_to_reference_subsets),
             "host_load": list(self.host_load) if self.host_load else None,
+            "kernel_us_by_op": dict(self.kernel_us_by_op),
             "fps_by_batch": {str(k): v for k, v in self.fps_by_batch.items()},
             "latency_ms_by_batch": {str(k): v for k, v in self.latency_ms_by_batch.items()},
             "peak_rss_bytes": self.peak_rss_bytes,
@@ -262,6 +264,7 @@ def run_limited(
     max_repeats: int | None = None,
     low_quantile: float = 0.1,
     timer: str = "wall",
+    profile_runs: int = 0,
 ) -> HarnessResult:
     """Runs ``onnx_path`` in a child process under ``limits`` and measures it.
 
@@ -299,6 +302,10 @@ def run_limited(
         computes in the calling thread). Time slices other processes take do not count in
         it, so on a host with more runnable jobs than cores it stays what an idle core takes;
         their cache and memory traffic still does.
+    :param profile_runs: after timing, run the model this many more times at batch 1 under
+        onnxruntime's profiler and return its kernel time per operator type
+        (``kernel_us_by_op``: each node's shortest time over the runs, in µs, summed per
+        type): where the time goes.
     :return: a :class:`HarnessResult`; ``fits`` is False when the memory limit was hit.
 
     Raises :class:`~sigdl_core.errors.ModelFileError` when onnxruntime cannot load the
@@ -311,7 +318,7 @@ def run_limited(
                             timeout_s=timeout_s, max_accuracy_samples=max_accuracy_samples,
                             provider=provider, reference=reference, reference_shape=reference_shape,
                             threads=threads, min_seconds=min_seconds, max_repeats=max_repeats,
-                            low_quantile=low_quantile, timer=timer)
+                            low_quantile=low_quantile, timer=timer, profile_runs=profile_runs)
     except ModelFileError as exc:
         # A model written by a newer onnx than this onnxruntime reads: same graph, older
         # IR version number. Rewrite a copy with the highest IR version it supports.
@@ -332,7 +339,7 @@ def run_limited(
                                max_accuracy_samples=max_accuracy_samples, provider=provider,
                                reference=reference, reference_shape=reference_shape,
                                threads=threads, min_seconds=min_seconds, max_repeats=max_repeats,
-                               low_quantile=low_quantile, timer=timer)
+                               low_quantile=low_quantile, timer=timer, profile_runs=profile_runs)
         res.warnings.append(f"the model's IR version {m.group(1)} was lowered to {m.group(2)} "
                             "for this onnxruntime")
         return res
@@ -359,6 +366,7 @@ def _run_limited(
     max_repeats: int | None = None,
     low_quantile: float = 0.1,
     timer: str = "wall",
+    profile_runs: int = 0,
 ) -> HarnessResult:
     if not path.is_file():
         raise ModelFileError(f"ONNX model '{path}' does not exist", "check the path")
@@ -397,6 +405,8 @@ def _run_limited(
             "threads": min(n, threads) if threads is not None else n,
             "min_seconds": float(min_seconds),
             "timer": timer,
+            "profile_runs": int(profile_runs),
+            "profile_dir": os.fspath(tmpd),
             "max_repeats": int(max_repeats if max_repeats is not None else repeats),
             "sample_shape": sample_shape,
             "batch_sizes": [int(b) for b in batch_sizes],
@@ -523,6 +533,7 @@ def _interpret(
         # CPU seconds per wall second over the cores the child had, and unnormalised
         res.cpu_load = float(util[str(first)]) * max(1, res.cores_used)
         res.cpu_utilisation = float(min(1.0, max(0.0, util[str(first)])))
+    res.kernel_us_by_op = {str(k): float(v) for k, v in child.get("kernel_us_by_op", {}).items()}
     if child.get("accuracy"):
         a = child["accuracy"]
         res.accuracy = Accuracy(float(a["top1"]), float(a["top5"]), int(a["samples"]))

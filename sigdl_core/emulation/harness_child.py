@@ -231,6 +231,36 @@ def main(request_path: str, result_path: str) -> int:
                 result["budget_exhausted_after_batch"] = int(b)
                 break
 
+        # 4b. where the time goes: onnxruntime's profiler, per operator type ------------
+        if int(req.get("profile_runs", 0)) > 0 and "1" in [str(b) for b in req["batch_sizes"]]:
+            so = options()
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(req["profile_dir"], "profile")
+            prof = ort.InferenceSession(req["model"], so, providers=[provider])
+            x1 = rng.standard_normal((1, *sample_shape)).astype(dtype)
+            prof.run(None, {in_name: x1})  # warm-up, profiled too; counted alike below
+            for _ in range(int(req["profile_runs"])):
+                prof.run(None, {in_name: x1})
+            prof_file = prof.end_profiling()
+            # each node's shortest time over the runs (the profiler times by wall clock, and
+            # other jobs only add time), summed per operator type
+            best: dict[str, tuple[str, float]] = {}
+            with open(prof_file) as fh:
+                for ev in json.load(fh):
+                    name = str(ev.get("name", ""))
+                    if ev.get("cat") == "Node" and name.endswith("_kernel_time"):
+                        op = ev.get("args", {}).get("op_name", "?")
+                        dur = float(ev.get("dur", 0))
+                        if name not in best or dur < best[name][1]:
+                            best[name] = (op, dur)
+            by_op: dict[str, float] = {}
+            for op, dur in best.values():
+                by_op[op] = by_op.get(op, 0.0) + dur
+            os.remove(prof_file)
+            del prof
+            result["kernel_us_by_op"] = by_op
+            save()
+
         # 5. peak memory, before reading test data ------------------------------------
         hwm = _status_kb("VmHWM") * 1024
         result["peak_rss_bytes"] = hwm if (result["peak_reset"] and hwm) else (

@@ -14,7 +14,7 @@ from sigdl_core.emulation import missing_provenance
 from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import ArrayDataset, Method
 from sigdl_core.plugins import load_plugins
-from sigdl_target_atom.calibration import ATOM_CONSTANTS, parallel_factor, single_core_ms
+from sigdl_target_atom.calibration import ATOM_CONSTANTS, int8_kernel_fraction, parallel_factor, single_core_ms
 
 ATOM_TARGETS = {"atom-x5-e3930", "atom-x5-e3940", "aws-deeplens"}
 
@@ -193,6 +193,13 @@ def test_atom_int8_runs_the_int8_model_and_is_faster_than_fp32(registry, tmp_pat
         cal8["reference_flops"] / (32 * 1.6e9 * ATOM_CONSTANTS["int8_efficiency"]) * 1e3)
     assert int8.latency_ms_p50 < fp32.latency_ms_p50
     assert "executed (int8" in int8.provenance["latency_ms_p50"].detail
+    # the int8 kernels' share of the profiled host time scales the ratio (OpenVINO folds the
+    # quantize/dequantize glue); QLinearConv is onnxruntime's fused int8 convolution
+    assert 0 < cal8["kernel_fraction"] <= 1 and "QLinearConv" in cal8["kernel_us_by_op"]
+    assert cal8["kernel_fraction"] == pytest.approx(int8_kernel_fraction(cal8["kernel_us_by_op"]))
+    assert cal8["model_to_reference"] == pytest.approx(
+        int8.extra["execution"]["model_to_reference_low"] * cal8["kernel_fraction"])
+    assert fp32.extra["calibration"]["kernel_fraction"] == 1.0
 
 
 @pytest.mark.slow
@@ -239,3 +246,9 @@ def test_atom_evidence_is_listed_by_sigdl_emulators(sigdl_cli):
     assert len(atom["calibration"]) == 10
     assert all({"published", "predicted", "error", "sets", "source"} <= set(r) for r in atom["calibration"])
     assert any(o["name"] == "precision" for o in atom["options"])
+
+
+def test_int8_kernel_fraction_leaves_out_the_glue_openvino_folds():
+    assert int8_kernel_fraction({}) == 1.0
+    assert int8_kernel_fraction({"QLinearConv": 60.0, "QuantizeLinear": 10.0, "QLinearConcat": 20.0,
+                                 "BatchNormalization": 10.0}) == pytest.approx(0.6)
