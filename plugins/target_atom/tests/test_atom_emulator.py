@@ -252,3 +252,19 @@ def test_int8_kernel_fraction_leaves_out_the_glue_openvino_folds():
     assert int8_kernel_fraction({}) == 1.0
     assert int8_kernel_fraction({"QLinearConv": 60.0, "QuantizeLinear": 10.0, "QLinearConcat": 20.0,
                                  "BatchNormalization": 10.0}) == pytest.approx(0.6)
+
+
+@pytest.mark.slow
+def test_sigdl_test_takes_the_int8_option_on_the_command_line(sigdl_cli, tmp_path):
+    import json
+
+    from sigdl_target_atom import plugin
+
+    path = conv_net(tmp_path)
+    result = sigdl_cli(["test", str(path), "--target", "atom-x5-e3940:precision=int8", "--json"], plugins=[plugin])
+    assert result.exit_code == 0, result.stdout
+    rep = json.loads(result.stdout)["targets"]["atom-x5-e3940"]
+    assert rep["extra"]["calibration"]["precision"] == "int8" and rep["latency_ms_p50"] > 0
+    assert rep["extra"]["evidence"] and "latency_ms_spread" in rep["extra"]
+    bad = sigdl_cli(["test", str(path), "--target", "atom-x5-e3940:precision=int4"], plugins=[plugin])
+    assert bad.exit_code == 2 and "fp32, int8" in bad.stdout + (bad.stderr or "")
