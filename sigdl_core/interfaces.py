@@ -779,8 +779,11 @@ class DatasetSpec:
 #: What a compressor does, so that the loop's search can turn its knob:
 #: ``prune`` accepts ``sparsity`` as a mapping layer name → fraction removed;
 #: ``quantize`` accepts ``layers`` as a mapping layer name → bits per weight;
+#: ``structure`` (a structural constraint: block-circulant blocks, kept DCT coefficients)
+#: accepts ``strength``, a number in (0, 1] scaling its own default (1: as configured, e.g.
+#: the largest block; smaller: a gentler constraint);
 #: ``encode`` (entropy coding) and ``other`` take no knob from the search.
-COMPRESSOR_ROLES = ("prune", "quantize", "encode", "other")
+COMPRESSOR_ROLES = ("prune", "quantize", "structure", "encode", "other")
 
 
 @dataclass(frozen=True)

@@ -6,22 +6,26 @@ compressed, retrained, tested, encoded and re-tested on every target. It does wh
 expert does by hand with Deep Compression (Han et al. 2016) and gradual pruning (Zhu &
 Gupta 2017):
 
-1. **Sensitivity** (no retraining, cheap): each prunable layer alone is pruned to each
-   sparsity of ``search.sensitivity`` and the model tested. A layer's *cap* ``c`` is the
-   highest sparsity that costs at most half of the allowed accuracy drop.
-2. **Strength**, pruned gradually: one scalar ``t`` sets every layer's sparsity to
-   ``1 - (1 - c)^t`` (``t = 1`` is the caps; larger ``t`` prunes every layer harder while
-   keeping each layer's density in proportion to its sensitivity). The search climbs a
-   ladder ``t = 1, 1 + step, 1 + 2·step, …`` as one *pruning path*: each rung prunes
-   further from the previous rung's retrained weights (pruned weights never revive) and
-   retrains, as iterative pruning does. A candidate is the path up to a rung, then the rest
-   of the chain. The climb stops after two failing rungs in a row (one unlucky rung on a
-   small validation split does not end it) or at ``MAX_STRENGTH``.
+1. **Allocation**: how pruning is shared among layers (``search.allocation``).
+   ``magnitude`` (the default): one magnitude threshold across the layers of the baseline,
+   so a layer with many inputs (small, redundant weights) is pruned most, as Han et al.
+   found by hand; a level is the overall sparsity. ``sensitivity``: each prunable layer
+   alone is pruned to each sparsity of ``search.sensitivity`` without retraining; a layer's
+   *cap* ``c`` is the highest sparsity costing at most half the allowed drop, and level
+   ``t`` prunes it to ``1 - (1 - c)^t``.
+2. **Strength**, pruned gradually: the search climbs a ladder of levels as one *pruning
+   path*: the first rung prunes half the weights (``START_SPARSITY``, or ``t =
+   START_STRENGTH``), each next one keeps ``KEEP_PER_STEP`` of the weights the last one
+   kept, and each rung prunes further from the previous rung's retrained weights (pruned
+   weights never revive) and retrains, as iterative pruning does. A candidate is the path
+   up to a rung, then the rest of the chain. The climb stops after two failing rungs in a
+   row (one unlucky rung on a small validation split does not end it) or at the last level.
 3. **Layers**: sensitivity without retraining cannot see that a large layer retrains back
    better than a small one, and the bytes are in the large layers. From the best rung, the
    layers holding at least ``MIN_SHARE`` of the kept weights, largest first, are each pushed
-   further alone (their own ``t`` raised a step at a time, extending the path) until a step
-   fails.
+   further alone (``KEEP_PER_STEP`` of its weights a step, at most ``LAYER_STEPS`` steps,
+   extending the path) until a step fails. (Magnitude allocation shares by size already;
+   this phase corrects what either allocation gets wrong.)
 4. **Bits**: on that path, for the layers holding at least ``MIN_SHARE`` of the kept weights,
    largest first, a binary search for the fewest bits per weight (down to ``min_bits``)
    that keep the accuracy. The others keep Deep Compression's 8 (conv) or 5 (fc) bits.
@@ -29,6 +33,12 @@ Gupta 2017):
 Every chain gets the coding an expert gives it when its compressors take the parameter and
 the recipe leaves it out (:data:`ROLE_DEFAULTS`): the encoder picks its index width per
 layer (``index_bits: auto``) and stores biases and other untouched weights in fp16.
+
+Every accuracy decision keeps a **noise margin** above the budget's floor
+(:attr:`Workbench.noise_margin`: one standard error of the validation estimate, at most half
+the allowed drop): the search picks the most compressed candidate the validation split lets
+through, which is where that split's luck is best. :func:`choose` prefers candidates within
+the margin; the budget itself (``met``) is the recipe's.
 
 **Decisions use the validation split only** (:data:`DECISION_SPLIT`): the search reads the
 framework's accuracy on it, and the emulators re-test candidates on a copy of the dataset
@@ -48,7 +58,9 @@ that candidates sharing a path prefix (later rungs, the bits phase) do not retra
 
 The search speaks to compressors by their role (:data:`~sigdl_core.interfaces.COMPRESSOR_ROLES`)
 through :data:`ROLE_KNOBS`: a ``prune`` compressor takes ``sparsity`` as layer → fraction, a
-``quantize`` one ``layers`` as layer → bits.
+``quantize`` one ``layers`` as layer → bits, a ``structure`` one (``circulant``, ``freq-prune``)
+``strength``: before the bits phase, the structure phase keeps the strongest of
+:data:`STRUCTURE_STRENGTHS` whose candidate keeps the accuracy.
 """
 
 from __future__ import annotations
@@ -72,14 +84,22 @@ from .targets import BoundTarget, emulate_target
 
 #: Bits the search starts from, per layer kind (Deep Compression's: 8 conv, 5 fc).
 START_BITS = {"conv": 8, "depthwise": 8, "fc": 5}
-#: Largest strength the ladder climbs to: density d^t with t = 6 turns a 30 % density into 0.07 %.
-MAX_STRENGTH = 6.0
-#: The strength ladder's rung spacing, and the step of the per-layer phase.
-STRENGTH_STEP = 0.5
+#: Largest strength the ladder climbs to: density d^t with t = 4 turns a 30 % density into 0.8 %.
+MAX_STRENGTH = 4.0
+#: The first rung of the strength ladder (half the sensitivity caps' log-density).
+START_STRENGTH = 0.5
+#: The first rung of the magnitude ladder (overall sparsity), and its last.
+START_SPARSITY = 0.5
+MAX_OVERALL_SPARSITY = 0.99
+#: The most any layer is pruned.
+MAX_LAYER_SPARSITY = 0.999
+#: Each rung of the ladder, and each step of the layers phase, keeps this share of the weights
+#: the last one kept: gradual steps that a short retraining recovers from.
+KEEP_PER_STEP = 0.7
 #: The share of the allowed accuracy drop the pruning phases leave to the bits phase: pruning
 #: that spends all of it leaves quantization no room, and the most compressed models come from both.
 BITS_RESERVE = 0.0
-#: Most steps of ``STRENGTH_STEP`` the layers phase pushes one layer beyond the common strength.
+#: Most steps the layers phase pushes one layer beyond the common strength.
 LAYER_STEPS = 3
 #: Layers holding at least this share of the kept weights get their own sparsity and bits search.
 MIN_SHARE = 0.1
@@ -195,13 +215,33 @@ class Workbench:
             out[target.name] = target_record(emulate_target(registry, target, onnx_path, self.decision_data))
         return out
 
-    def accuracy_ok(self, record: Mapping[str, Any], reserve: float = 0.0) -> bool:
-        """Whether the record's validation top-1 is above the budget's floor, raised by
+    @property
+    def noise_margin(self) -> float:
+        """How far above the budget's floor the search keeps its decisions: the standard
+        error of the baseline's validation top-1, ``sqrt(p (1 - p) / n)``, at most half the
+        allowed drop.
+
+        The search takes the most compressed candidate its validation split lets through,
+        so it lands where that split's luck is best; on a small split (400 digits: one
+        point is four of them) that luck is worth about one standard error. A larger
+        validation split makes the margin smaller.
+        """
+        import math
+
+        if self.baseline_top1 is None or self.data.y_val is None or not len(self.data.y_val):
+            return 0.0
+        p, n = self.baseline_top1, len(self.data.y_val)
+        allowed = self.baseline_top1 - self.budget.accuracy_floor(self.baseline_top1)
+        return min(math.sqrt(p * (1.0 - p) / n), allowed / 2)
+
+    def accuracy_ok(self, record: Mapping[str, Any], reserve: float = 0.0, margin: bool = True) -> bool:
+        """Whether the record's validation top-1 is above the budget's floor, raised by the
+        :attr:`noise_margin` (unless ``margin`` is False: the budget's own floor) and by
         ``reserve`` × the allowed drop (the share a later phase keeps for itself)."""
         if self.baseline_top1 is None or record.get("validation_accuracy") is None:
             return True
         floor = self.budget.accuracy_floor(self.baseline_top1)
-        floor += reserve * (self.baseline_top1 - floor)
+        floor += reserve * (self.baseline_top1 - floor) + (self.noise_margin if margin else 0.0)
         return record["validation_accuracy"] >= floor - 1e-12
 
     def check_limits(self) -> None:
@@ -275,7 +315,7 @@ class Workbench:
             "layers": {n: _layer_figures(v) for n, v in figures["layers"].items()
                        if self.kinds.get(n) in COMPRESSIBLE_KINDS},
         }
-        if self.accuracy_ok(record):
+        if self.accuracy_ok(record, margin=False):
             self.framework.set_weights(self.model, result.weights)
             with tempfile.TemporaryDirectory(prefix="sigdl-cand-") as tmp:
                 onnx_path = self.framework.export_onnx(self.model, Path(tmp) / "model.onnx")
@@ -352,6 +392,8 @@ class Workbench:
                                        record.get("artifact_bytes"), record.get("targets") or {})
         record["shortfalls"] = [s.to_dict() for s in shortfalls]
         record["met"] = not shortfalls  # a candidate is emulated whenever it keeps the accuracy
+        record["within_margin"] = self.accuracy_ok(record)
+        record["noise_margin"] = round(100 * self.noise_margin, 4)
         return record
 
 
@@ -400,7 +442,11 @@ def _set_bits(params: dict[str, Any], bits: Mapping[str, int]) -> None:
 ROLE_KNOBS: dict[tuple[str, str], Callable[[dict[str, Any], Any], None]] = {
     ("prune", "sparsity"): _set_sparsity,
     ("quantize", "bits"): _set_bits,
+    ("structure", "strength"): lambda params, value: params.__setitem__("strength", float(value)),
 }
+#: Strengths the structure phase tries on a ``structure`` compressor (block-circulant blocks,
+#: kept DCT coefficients), strongest first; the first whose candidate keeps the accuracy stays.
+STRUCTURE_STRENGTHS = (1.0, 0.75, 0.5, 0.25)
 
 
 @dataclass
@@ -525,7 +571,9 @@ def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) 
         return [], None
     stopped = None
     try:
-        if bench.recipe.search["strategy"] == "fixed" or (plan.prune is None and plan.quantize is None):
+        structure = plan.first("structure")
+        if bench.recipe.search["strategy"] == "fixed" or (plan.prune is None and plan.quantize is None
+                                                          and structure is None):
             bench.candidate(plan.build(None, None), "fixed", "the chain's parameters as given")
             return bench.store.candidates(), None
         layers = prunable_layers(bench.baseline_weights, bench.kinds)
@@ -541,18 +589,29 @@ def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) 
                 if bench.baseline_top1 is not None else 0.0
             grid = bench.recipe.search["sensitivity"]
             timing = bench.data.timing_only or bench.baseline_top1 is None
-            curves = sensitivity_analysis(bench, plan) if not timing else {n: [] for n in layers}
-            caps = sensitivity_caps(curves, bench.baseline_top1, allowed, grid)
+            if plan.pruning_first() and bench.recipe.search.get("allocation", "magnitude") == "magnitude":
+                allocation = magnitude_allocation(bench, layers)
+                levels = ladder(START_SPARSITY, lambda g: None if g >= MAX_OVERALL_SPARSITY
+                                else min(MAX_OVERALL_SPARSITY, 1.0 - KEEP_PER_STEP * (1.0 - g)))
+            else:
+                curves = sensitivity_analysis(bench, plan) if not timing else {n: [] for n in layers}
+                caps = sensitivity_caps(curves, bench.baseline_top1, allowed, grid)
+                allocation = sensitivity_allocation(caps)
+                levels = ladder(START_STRENGTH, lambda t: next_strength(bench, caps, t))
             if on_phase:
                 on_phase("strength")
             if plan.pruning_first():
-                path, strengths = _climb_strength(bench, plan, caps, bits)
+                path = _climb_strength(bench, plan, allocation, levels, bits)
                 if on_phase:
                     on_phase("layers")
-                path = _push_layers(bench, plan, caps, bits, path, strengths)
+                path = _push_layers(bench, plan, bits, path)
             else:
                 best_t = _bisect_strength(bench, plan, caps, bits)
                 path = [sparsities_at(caps, best_t if best_t is not None else 0.25)]
+        if structure is not None and "strength" not in plan.params[structure]:
+            if on_phase:
+                on_phase("structure")
+            _strongest_structure(bench, plan, structure, path, bits)
         if plan.quantize:
             if on_phase:
                 on_phase("bits")
@@ -560,6 +619,20 @@ def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) 
     except SearchStopped as why:
         stopped = str(why)
     return bench.store.candidates(), stopped
+
+
+def _strongest_structure(bench: Workbench, plan: SearchPlan, name: str, path: list[dict[str, float]] | None,
+                         bits: Mapping[str, int] | None) -> None:
+    """The structure phase: the strongest of :data:`STRUCTURE_STRENGTHS` at which the chain's
+    ``structure`` compressor keeps the accuracy (leaving :data:`BITS_RESERVE` to the bits
+    phase) stays in the plan; if none does, the gentlest."""
+    for strength in STRUCTURE_STRENGTHS:
+        ROLE_KNOBS[("structure", "strength")](plan.params[name], strength)
+        use_path = path if path and plan.pruning_first() else None
+        rec = bench.candidate(plan.build(path[-1] if path else None, bits), "structure",
+                              f"{name} strength {strength:g}", path=use_path)
+        if bench.accuracy_ok(rec, reserve=BITS_RESERVE):
+            return
 
 
 def _path_candidate(bench: Workbench, plan: SearchPlan, path: list[dict[str, float]],
@@ -571,50 +644,108 @@ def _path_candidate(bench: Workbench, plan: SearchPlan, path: list[dict[str, flo
     return bench.accuracy_ok(rec, reserve=0.0 if phase == "bits" else BITS_RESERVE)
 
 
-def _climb_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float],
-                    bits: Mapping[str, int] | None) -> tuple[list[dict[str, float]], dict[str, float]]:
-    """Climbs the strength ladder as one pruning path; returns the best passing path
-    (the shortest one when none passes) and its per-layer strengths."""
-    ladder, t = [], STRENGTH_STEP
-    while t <= MAX_STRENGTH + 1e-9:
-        ladder.append(round(t, 6))
-        t += STRENGTH_STEP
+def total_kept(bench: Workbench, caps: Mapping[str, float], strengths: Mapping[str, float]) -> float:
+    """Weights the prunable layers keep at these per-layer strengths."""
+    return sum(kept_weights(bench, sparsities_at(caps, strengths)).values())
+
+
+def next_strength(bench: Workbench, caps: Mapping[str, float], t: float) -> float | None:
+    """The common strength above ``t`` at which the layers keep :data:`KEEP_PER_STEP` of the
+    weights they keep at ``t`` (found by bisection); None when ``MAX_STRENGTH`` keeps more."""
+    target = KEEP_PER_STEP * total_kept(bench, caps, {n: t for n in caps})
+    if t >= MAX_STRENGTH - 1e-9:
+        return None
+    if total_kept(bench, caps, {n: MAX_STRENGTH for n in caps}) > target:
+        return MAX_STRENGTH
+    lo, hi = t, MAX_STRENGTH
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if total_kept(bench, caps, {n: mid for n in caps}) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def magnitude_allocation(bench: Workbench, layers: Sequence[str]) -> Callable[[float], dict[str, float]]:
+    """``overall sparsity -> per-layer sparsity`` of one magnitude threshold across ``layers``
+    of the baseline (Han et al.'s observation: a layer with many inputs has small weights and
+    many redundant ones). Each layer keeps at least ``1 - MAX_LAYER_SPARSITY``."""
+    import numpy as np
+
+    mags = {n: np.sort(np.abs(np.asarray(bench.baseline_weights[n], dtype=np.float32)).ravel()) for n in layers}
+    every = np.sort(np.concatenate(list(mags.values())))
+
+    def at(overall: float) -> dict[str, float]:
+        threshold = every[min(len(every) - 1, int(overall * len(every)))]
+        return {n: min(MAX_LAYER_SPARSITY, float(np.searchsorted(m, threshold, "left")) / m.size)
+                for n, m in mags.items()}
+
+    return at
+
+
+def sensitivity_allocation(caps: Mapping[str, float]) -> Callable[[float], dict[str, float]]:
+    """``strength -> per-layer sparsity`` ``1 - (1 - cap)^strength`` (see :func:`sparsities_at`)."""
+    return lambda t: sparsities_at(caps, t)
+
+
+def _climb_strength(bench: Workbench, plan: SearchPlan, allocation: Callable[[float], dict[str, float]],
+                    levels: Sequence[float], bits: Mapping[str, int] | None) -> list[dict[str, float]]:
+    """Climbs a ladder of pruning levels as one pruning path; returns the best passing path.
+
+    ``allocation(level)`` is the per-layer sparsity at a level; each level is a rung, and the
+    path prunes to each rung from the previous rung's retrained weights. The climb stops
+    after two failing rungs in a row. When even the first rung fails, levels below it are
+    tried in one step (the lowest one is returned when all fail).
+    """
     path: list[dict[str, float]] = []
-    best: tuple[list[dict[str, float]], float] | None = None
+    best: list[dict[str, float]] | None = None
     failed = 0
-    for t in ladder:
-        path = [*path, sparsities_at(caps, t)]
-        if _path_candidate(bench, plan, path, bits, "strength", f"t={t:.4g}"):
-            best, failed = (list(path), t), 0
+    for level in levels[1:]:
+        path = [*path, allocation(level)]
+        if _path_candidate(bench, plan, path, bits, "strength", f"level {level:.4g}"):
+            best, failed = list(path), 0
         else:
             failed += 1
             if failed >= 2:
                 break
     if best is None:  # even the first rung fails once retrained: prune less, in one step
-        for t in (STRENGTH_STEP / 2, STRENGTH_STEP / 4):
-            path = [sparsities_at(caps, t)]
-            if _path_candidate(bench, plan, path, bits, "strength", f"t={t:.4g}"):
-                best = (path, t)
-                break
-    if best is None:
-        return [sparsities_at(caps, 0.125)], {n: 0.125 for n in caps}
-    return best[0], {n: best[1] for n in caps}
+        for level in (levels[0], levels[0] / 2):
+            path = [allocation(level)]
+            if _path_candidate(bench, plan, path, bits, "strength", f"level {level:.4g}"):
+                return path
+        return [allocation(levels[0] / 4)]
+    return best
 
 
-def _push_layers(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float], bits: Mapping[str, int] | None,
-                 path: list[dict[str, float]], strengths: dict[str, float]) -> list[dict[str, float]]:
-    """Extends the path by pruning the heaviest layers further, one at a time, while it passes
-    (at most :data:`LAYER_STEPS` steps a layer: a small validation split cannot see a slow
-    decline, and one layer pushed far alone is worse than all of them pushed a little)."""
-    for name in heavy_layers(bench, path[-1], list(caps)):
-        limit = strengths[name] + LAYER_STEPS * STRENGTH_STEP
-        while strengths[name] + STRENGTH_STEP <= limit + 1e-9:
-            trial = {**strengths, name: strengths[name] + STRENGTH_STEP}
-            longer = [*path, sparsities_at(caps, trial)]
-            if not _path_candidate(bench, plan, longer, bits, "layers", f"{name}: t={trial[name]:.4g}"):
+def _push_layers(bench: Workbench, plan: SearchPlan, bits: Mapping[str, int] | None,
+                 path: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Extends the path by pruning the heaviest layers further, one at a time, while it passes.
+
+    Each step keeps :data:`KEEP_PER_STEP` of the layer's weights; at most :data:`LAYER_STEPS`
+    steps a layer: a small validation split cannot see a slow decline, and one layer pushed
+    far alone is worse than all of them pushed a little.
+    """
+    for name in heavy_layers(bench, path[-1], list(path[-1])):
+        for _ in range(LAYER_STEPS):
+            current = path[-1]
+            trial = {**current, name: min(MAX_LAYER_SPARSITY, 1.0 - KEEP_PER_STEP * (1.0 - current[name]))}
+            if trial[name] <= current[name]:
                 break
-            path, strengths = longer, trial
+            longer = [*path, trial]
+            if not _path_candidate(bench, plan, longer, bits, "layers",
+                                   f"{name}: {100 * trial[name]:.1f} % pruned"):
+                break
+            path = longer
     return path
+
+
+def ladder(first: float, step: Callable[[float], float | None]) -> list[float]:
+    """``first``, ``step(first)``, … until ``step`` returns None (a lower level, then the rungs)."""
+    levels = [first / 2, first]
+    while (nxt := step(levels[-1])) is not None:
+        levels.append(nxt)
+    return levels
 
 
 def _bisect_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, float],
@@ -677,7 +808,8 @@ def _fewest_bits(bench: Workbench, plan: SearchPlan, path: list[dict[str, float]
 
 
 def choose(candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The highest-ratio candidate that meets the budget; else the best found.
+    """The highest-ratio candidate that meets the budget (and keeps the search's noise
+    margin above the accuracy floor, when one does); else the best found.
 
     Every figure it compares was measured on the validation split.
 
@@ -687,6 +819,7 @@ def choose(candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     if not candidates:
         return None
     met = [c for c in candidates if c.get("met")]
+    met = [c for c in met if c.get("within_margin", True)] or met  # decisions keep the noise margin
     if met:
         return dict(max(met, key=lambda c: (c.get("ratio") or 0, c.get("validation_accuracy") or 0)))
     keeps = [c for c in candidates if not any(s["limit"] == "accuracy" for s in c.get("shortfalls", []))]

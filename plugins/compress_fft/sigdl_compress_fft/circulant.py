@@ -41,7 +41,7 @@ from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import CompressionResult, Compressor, LayerEncoding
 from sigdl_core.structured_weights import MAX_BLOCK, expand_circulant, nearest_circulant_vectors
 
-from .layer_selection import check_params, per_layer, selected_layers, whole_number
+from .layer_selection import check_params, fraction, per_layer, selected_layers, whole_number
 from .parameters import CIRCULANT_PARAMS
 
 DEFAULT_BLOCKS: dict[str, int] = {"fc": 16, "conv": 4}
@@ -91,6 +91,7 @@ def circulant_blocks(weights: Mapping[str, np.ndarray], kinds: Mapping[str, str]
     names = selected_layers(weights, kinds, params.get("kinds"), ("conv", "fc"), params.get("skip"))
     min_blocks = whole_number(params.get("min_blocks", DEFAULT_MIN_BLOCKS), "min_blocks", 1, 1 << 16)
     wanted = per_layer(params.get("block"), names, kinds, "block", DEFAULT_BLOCKS)
+    strength = fraction(params.get("strength", 1.0), "strength")
     blocks: dict[str, int] = {}
     dense: dict[str, str] = {}
     for name in names:
@@ -98,6 +99,8 @@ def circulant_blocks(weights: Mapping[str, np.ndarray], kinds: Mapping[str, str]
             dense[name] = "no block given for its kind"
             continue
         b = _block(wanted[name], name)
+        if b and strength < 1.0:
+            b = 1 << max(1, round(strength * math.log2(b)))
         shape = np.shape(weights[name])
         if b == 0:
             dense[name] = "block 0"

@@ -88,6 +88,8 @@ def prune_frequencies(weights: Mapping[str, np.ndarray], kinds: Mapping[str, str
         raise InvalidValueError(f"parameter 'global'={globally!r} must be true or false")
     keep = per_layer(params.get("keep"), names, kinds, "keep", {n: DEFAULT_KEEP for n in names})
     keep = {n: fraction(keep.get(n, DEFAULT_KEEP), "keep") for n in names}
+    strength = fraction(params.get("strength", 1.0), "strength")
+    keep = {n: 1.0 - strength * (1.0 - k) for n, k in keep.items()}
     state = dict(previous.state) if previous is not None else {}
     masks = state.get("masks") or {}
     clash = [n for n in names if n in masks or n in (state.get("circulant") or {})]

@@ -15,6 +15,8 @@ CIRCULANT_PARAMS: dict[str, str] = {
     "retrain_epochs": "epochs of the retraining in circulant form right after this stage (default 16; "
     "0: the run's own retraining settings)",
     "retrain_lr": "initial learning rate of that retraining (default 0.05, annealed by a cosine schedule)",
+    "strength": "the search's knob, in (0, 1]: each layer's block becomes 2**round(strength * log2(block)) "
+    "(default 1: the block as given; 0.5 turns 16 into 4)",
 }
 FREQ_PRUNE_PARAMS: dict[str, str] = {
     "keep": "fraction of each kernel layer's 2-D DCT coefficients kept, by magnitude: one number "
@@ -25,4 +27,6 @@ FREQ_PRUNE_PARAMS: dict[str, str] = {
     "skip": "weight names or globs to leave alone",
     "values": "how kept coefficients are stored: f16 (default; the projection keeps them on the "
     "float16 grid) or f32",
+    "strength": "the search's knob, in (0, 1]: each layer keeps 1 - strength * (1 - keep) of its "
+    "coefficients (default 1: keep as given)",
 }

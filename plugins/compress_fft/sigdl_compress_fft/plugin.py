@@ -39,8 +39,8 @@ def sigdl_compressors() -> list[CompressorSpec]:
     return [
         CompressorSpec("circulant", "block-circulant FC and conv layers (CirCNN): nearest circulant blocks, "
                        "kept through retraining; stores one b-vector per b x b block",
-                       factory=_circulant, params=dict(CIRCULANT_PARAMS), role="other"),
+                       factory=_circulant, params=dict(CIRCULANT_PARAMS), role="structure"),
         CompressorSpec("freq-prune", "frequency-domain pruning of k x k kernels (Liu et al. 2018): smallest "
                        "2-D DCT coefficients removed and kept at zero; stores the sparse coefficients",
-                       factory=_freq_prune, params=dict(FREQ_PRUNE_PARAMS), role="other"),
+                       factory=_freq_prune, params=dict(FREQ_PRUNE_PARAMS), role="structure"),
     ]

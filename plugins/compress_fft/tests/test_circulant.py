@@ -163,3 +163,17 @@ def test_blocks_shrink_until_the_smaller_side_holds_min_blocks() -> None:
     assert result.state["circulant"] == {"fc1.weight": 16, "fc2.weight": 8}  # LeNet-300-100's defaults
     assert "fc3.weight" in result.state["circulant_dense"] and result.retrain is None
     assert make_circulant(w, kinds, {"min_blocks": 1}).state["circulant"]["fc3.weight"] == 8
+
+
+def test_strength_scales_the_block_and_the_kept_fraction() -> None:
+    from sigdl_compress_fft.frequency_pruning import prune_frequencies
+
+    w = {"fc.weight": np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)}
+    blocks = [make_circulant(w, {"fc.weight": "fc"}, {"strength": s, "retrain_epochs": 0}).state["circulant"]
+              for s in (1.0, 0.75, 0.5, 0.25)]
+    assert [b["fc.weight"] for b in blocks] == [16, 8, 4, 2]
+    k = {"conv.weight": np.random.default_rng(1).standard_normal((4, 4, 3, 3)).astype(np.float32)}
+    kept = [int(prune_frequencies(k, {"conv.weight": "conv"}, {"keep": 0.2, "strength": s})
+                .state["frequency"]["conv.weight"]["mask"].sum()) for s in (1.0, 0.5)]
+    assert kept == [round(0.2 * 144), round(0.6 * 144)]
+    assert {s.name: s.role for s in plugin.sigdl_compressors()} == {"circulant": "structure", "freq-prune": "structure"}
