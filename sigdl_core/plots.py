@@ -84,17 +84,25 @@ def accuracy_vs_ratio_figure(report: Mapping[str, Any]) -> Any:
     fig = _figure(8.0, 4.2)
     ax = fig.add_subplot()
     pts = [(c["ratio"], 100 * c["validation_accuracy"]) for c in cands]
-    met = [c.get("met") for c in cands]
-    ax.scatter([p[0] for p, m in zip(pts, met, strict=True) if m], [p[1] for p, m in zip(pts, met, strict=True) if m],
-               c="tab:green", label="meets the budget", zorder=3)
-    ax.scatter([p[0] for p, m in zip(pts, met, strict=True) if not m], [p[1] for p, m in zip(pts, met, strict=True) if not m],
-               c="tab:red", marker="x", label="misses the budget", zorder=3)
-    front = pareto_front(pts)
-    ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", c="tab:blue", label="Pareto front")
     baseline = report.get("baseline", {}).get("validation_accuracy")
+    floor = report.get("budget_floor")
+    # a candidate far below the floor would squash the band that matters: draw it on the edge
+    low = (100 * min(floor, baseline) - 3.0) if floor is not None and baseline is not None else None
+    shown = [(p, c.get("met")) for p, c in zip(pts, cands, strict=True) if low is None or p[1] >= low]
+    below = [p for p in pts if low is not None and p[1] < low]
+    for met, colour, marker, label in ((True, "tab:green", "o", "meets the budget"),
+                                       (False, "tab:red", "x", "misses the budget")):
+        xs = [p[0] for p, m in shown if bool(m) == met]
+        ax.scatter(xs, [p[1] for p, m in shown if bool(m) == met], c=colour, marker=marker, label=label, zorder=3)
+    if below:
+        ax.scatter([p[0] for p in below], [low] * len(below), c="tab:red", marker="v", zorder=3,
+                   label=f"below {low:.0f} % (drawn on the edge)")
+        ax.set_ylim(bottom=low - 0.3)
+    pts_all = pts
+    front = pareto_front(pts_all)
+    ax.plot([pts_all[i][0] for i in front], [pts_all[i][1] for i in front], "--", c="tab:blue", label="Pareto front")
     if baseline is not None:
         ax.axhline(100 * baseline, c="grey", lw=1, label="baseline")
-        floor = report.get("budget_floor")
         if floor is not None:
             ax.axhline(100 * floor, c="tab:orange", lw=1, ls=":", label="budget floor")
     chosen = report.get("chosen") or {}
@@ -171,7 +179,13 @@ def targets_figure(report: Mapping[str, Any]) -> Any:
         ax.grid(True, axis="y", alpha=0.3)
     if budget.get("max_latency_ms") is not None:
         ax2.axhline(budget["max_latency_ms"], c="tab:red", ls=":", label="budget (p95)")
-    ax1.legend(fontsize=8, loc="lower left")
+    handles, labels = ax1.get_legend_handles_labels()
+    extra_handles, extra_labels = ax2.get_legend_handles_labels()
+    for h, lab in zip(extra_handles, extra_labels, strict=True):
+        if lab not in labels:
+            handles.append(h)
+            labels.append(lab)
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=len(labels))
     fig.suptitle("Targets against the budget" + ("; error bars: the spread the emulator measured"
                                                   if spread_shown else ""), fontsize=10)
     return fig

@@ -133,6 +133,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         out += ["", f"Every decision (search, budget) was taken on the validation split ({decided['samples']:,} "
                 f"samples held out of training); the test split ({decided.get('test_samples', 0):,} samples) "
                 f"was evaluated only for this report.{drop} Accuracy on a target is on the validation split."]
+        margin = (chosen or {}).get("noise_margin")
+        if margin:
+            out += ["", f"The search kept its decisions {margin:.2f} points above the budget's floor: one standard "
+                    "error of the validation estimate (at most half the allowed drop), since the most compressed "
+                    "candidate a small split lets through is where its luck is best."]
     if report.get("new_data"):
         out += ["", f"New data from the field: {report['new_data']['train']} samples added to retraining; "
                 f"accuracy on its held-out part: baseline {percent(baseline.get('new_data_accuracy'))}, chosen "

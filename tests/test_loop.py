@@ -63,7 +63,7 @@ def test_an_easy_budget_is_met_with_exit_0_and_every_output(sigdl_cli, numpy_plu
     assert len(report["candidates"]) >= 2
     assert {c["phase"] for c in report["candidates"]} >= {"strength"}
     for name in ("model.sigdl", "model.onnx", "report.json", "report.md", "report.html", "recipe.json",
-                 "sensitivity.json", "baseline.npz"):
+                 "baseline.npz"):
         assert (out / name).is_file(), name
     # the artifact is what the report says, and it decodes to the chosen model's accuracy
     assert (out / "model.sigdl").stat().st_size == chosen["artifact_bytes"]

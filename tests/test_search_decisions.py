@@ -154,3 +154,15 @@ def test_the_targets_plot_draws_the_emulators_spread_as_error_bars() -> None:
     assert below == pytest.approx(0.05) and above == pytest.approx(0.07)
     without = targets_figure(_report(spread=False))
     assert not [c for ax in without.axes for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+
+def test_choose_prefers_the_candidates_that_keep_the_noise_margin() -> None:
+    from sigdl_core.search import choose
+
+    edge = {"index": 2, "ratio": 90.0, "met": True, "within_margin": False, "validation_accuracy": 0.951}
+    safe = {"index": 1, "ratio": 60.0, "met": True, "within_margin": True, "validation_accuracy": 0.957}
+    assert choose([safe, edge])["index"] == 1
+    assert choose([edge])["index"] == 2  # with none inside the margin, the budget alone decides
+    missed = {"index": 3, "ratio": 200.0, "met": False, "within_margin": False, "validation_accuracy": 0.9,
+              "shortfalls": [{"limit": "accuracy"}]}
+    assert choose([missed, safe])["index"] == 1
