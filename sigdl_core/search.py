@@ -30,7 +30,7 @@ Gupta 2017):
    largest first, a binary search for the fewest bits per weight (down to ``min_bits``)
    that keep the accuracy. The others keep Deep Compression's 8 (conv) or 5 (fc) bits.
 
-Every chain gets the coding an expert gives it when its compressors take the parameter and
+Every chain the search builds gets the coding an expert gives it when its compressors take the parameter and
 the recipe leaves it out (:data:`ROLE_DEFAULTS`): the encoder picks its index width per
 layer (``index_bits: auto``) and stores biases and other untouched weights in fp16.
 
@@ -467,6 +467,8 @@ class SearchPlan:
             documented = registry.get("compressor", name).params
             given = dict(recipe.compress["params"].get(name, {}))
             defaults = {k: v for k, v in ROLE_DEFAULTS.get(roles[name], {}).items() if k in documented}
+            if recipe.search["strategy"] == "fixed":  # the chain's parameters as given, nothing added
+                defaults = {}
             params[name] = {**defaults, **given}
         return cls(chain, params, roles)
 
