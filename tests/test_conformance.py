@@ -19,17 +19,12 @@ TINY_CHANNEL_GROUPS = [ChannelGroup(16, producers=(ChannelSlice("conv1.weight", 
                                     consumers=(ChannelSlice("fc1.weight", 1, span=16),))]
 
 
-_ATOM_POWER = ("target_atom labels power_w and energy_mj Method.ANALYTICAL, but derives them from the CPU "
-               "utilisation of a timed run, so two runs differ; owner: issue 14 (mark them EXECUTED, or "
-               "estimate utilisation from the roofline)")
 _READS_FIRST = ("{plugin} reads the weight arrays before it refuses a bad value of '{param}' (a value of no valid "
                 "type): check every parameter's type and range first{owner}")
 
 #: Contracts an in-tree plugin breaks today, for a real reason: (test, plugin name) → why.
 #: Each is a strict xfail, so the entry must go when the plugin is fixed.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    **{("test_analytical_numbers_deterministic", t): _ATOM_POWER
-       for t in ("atom-x5-e3930", "atom-x5-e3940", "aws-deeplens")},
     ("test_bad_params_refused_before_work", "circulant"):
         _READS_FIRST.format(plugin="compress_fft's circulant", param="retrain_epochs", owner="; owner: issue 8"),
     ("test_bad_params_refused_before_work", "freq-prune"):

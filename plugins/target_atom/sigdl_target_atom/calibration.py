@@ -47,7 +47,7 @@ from collections.abc import Mapping
 
 from .evidence import EVIDENCE, MEASURED
 
-__all__ = ["ATOM_CONSTANTS", "EVIDENCE", "INT8_GLUE_OPS", "MEASURED", "OPS_PER_CYCLE", "PUBLISHED",
+__all__ = ["ATOM_CONSTANTS", "EVIDENCE", "busy_fraction", "INT8_GLUE_OPS", "MEASURED", "OPS_PER_CYCLE", "PUBLISHED",
            "int8_kernel_fraction", "latency_ms",
            "parallel_factor", "predict_row", "reference_time_ms", "single_core_ms", "streams_fps"]
 
@@ -106,6 +106,12 @@ def parallel_factor(cores: int, constants: Mapping[str, float] = ATOM_CONSTANTS)
     """The time of one request on ``cores`` cores over its time on one (Amdahl)."""
     p = constants["parallel_fraction"]
     return (1.0 - p) + p / max(1, cores)
+
+
+def busy_fraction(cores: int, constants: Mapping[str, float] = ATOM_CONSTANTS) -> float:
+    """The cores' busy fraction while one request runs on ``cores`` of them (Amdahl: the
+    serial part keeps one core busy)."""
+    return 1.0 / (cores * parallel_factor(cores, constants))
 
 
 def latency_ms(ratio: float, ref_flops: float, layers: int, precision: str, clock_hz: float,

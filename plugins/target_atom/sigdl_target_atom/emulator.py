@@ -39,8 +39,9 @@ Method
    constants in the datasheet module): both latencies are reported, and a warning is
    raised when they differ by more than 2×.
 
-5. **Power** is an estimate: ``P = idle + (TDP − idle) × u`` with ``u`` the measured CPU
-   utilisation of the child's thread at batch 1; energy per inference is ``P × latency``.
+5. **Power** is an estimate: ``P = idle + (TDP − idle) × u`` with ``u`` the cores' busy
+   fraction during one request on all of them (``1 / ((1 − p)·T + p)``, Amdahl); energy per
+   inference is ``P × latency``.
    TDP covers the whole SoC (GPU included) at full load, so this overestimates a CPU-only
    workload. Neither number is a measurement.
 
@@ -86,6 +87,7 @@ from .calibration import (
     ATOM_CONSTANTS,
     EVIDENCE,
     OPS_PER_CYCLE,
+    busy_fraction,
     int8_kernel_fraction,
     parallel_factor,
     reference_time_ms,
@@ -361,13 +363,16 @@ class AtomEmulator(Emulator):
                    f"the int8 model ({int8_note}) executed by onnxruntime's integer kernels on the "
                    f"host, {res.accuracy.samples} test samples: u8×s8 products with 32-bit sums, "
                    "as OpenVINO's int8 kernels compute")
-        util = res.cpu_utilisation if res.cpu_utilisation is not None else 1.0
+        # the cores' busy fraction during one request on all of them (Amdahl): analytical,
+        # so the same model gets the same power on every run
+        util = busy_fraction(target.cores)
         power = estimate_power(target.idle_w, target.tdp_w, util)
         rb.set("power_w", power, Method.ANALYTICAL,
                f"ESTIMATE: idle {target.idle_w:.1f} W (assumed) + (TDP {target.tdp_w:.1f} W − idle) × "
-               f"measured CPU utilisation {util:.2f}; not a measurement")
-        rb.set("energy_mj", energy_per_inference_mj(power, p50 * 1e-3), Method.ANALYTICAL,
-               "ESTIMATE: estimated power × scaled p50 latency")
+               f"the {target.cores} cores' busy fraction {util:.2f} in one request (parallel fraction "
+               f"{consts['parallel_fraction']:.2f}); not a measurement")
+        rb.set("energy_mj", energy_per_inference_mj(power, p50 * 1e-3), Method.EXECUTED,
+               "ESTIMATE: estimated power × the executed-and-scaled p50 latency")
         rb.warn("power and energy are estimates from TDP and utilisation, not measurements")
 
         ratio = p50 / roof.latency_ms if roof.latency_ms > 0 else float("inf")

@@ -111,7 +111,8 @@ def test_atom_emulate_fills_every_field_with_provenance(registry, tmp_path):
     assert report.latency_ms_p50 <= report.latency_ms_p95
     assert report.fps_batch1 == pytest.approx(1e3 / report.latency_ms_p50)
     assert report.fps_best >= report.fps_batch1 * 0.999 and report.best_batch in (1, 2, 4, 8)
-    assert 1.0 <= report.power_w <= 6.5
+    # idle + (TDP − idle) × the 2 cores' busy fraction in one request (Amdahl, p = 0.95)
+    assert report.power_w == pytest.approx(1.0 + 5.5 / (2 * (0.05 + 0.95 / 2)))
     assert report.energy_mj == pytest.approx(report.power_w * report.latency_ms_p50)
     assert report.extra["roofline"]["latency_ms"] > 0 and "ratio" in report.extra["cross_check"]
     assert report.memory_limit_bytes == 8 << 30
