@@ -80,23 +80,14 @@ def test_the_same_chain_on_the_same_lenet5_weights_agrees_in_torch_and_tensorflo
     files = {"torch": torch_fw.save(trained, tmp_path / "lenet5.pt"),
              "tensorflow": tf_fw.save(keras_model, tmp_path / "lenet5.keras")}
     summaries = {}
-    for name, path in files.items():
+    for name, path in files.items():  # no retraining: its shuffles and float sums differ between frameworks
         out = tmp_path / name
-        result = sigdl_cli(["compress", str(path), "--with", "prune,quant,encode", "-p", "prune.sparsity=0.9",
+        result = sigdl_cli(["compress", str(path), "--with", "prune,quant,encode", "-p", "prune.sparsity=0.6",
                             "--dataset", "mnist5k", "--retrain-epochs", "0", "-o", str(out), "--json", "--quiet"])
         assert result.exit_code == 0, result.stderr[-3000:]
         summaries[name] = json.loads((out / "summary.json").read_text())
     sizes = {n: (tmp_path / n / "model.sigdl").stat().st_size for n in files}
     assert abs(sizes["torch"] - sizes["tensorflow"]) <= 0.01 * sizes["torch"], sizes
-    top1 = {n: _top1(s) for n, s in summaries.items()}
+    top1 = {n: s["accuracy"] for n, s in summaries.items()}
     assert abs(top1["torch"] - top1["tensorflow"]) <= 0.005, top1
-
-
-def _top1(summary: dict) -> float:
-    for key in ("accuracy", "compressed_accuracy", "test_accuracy"):
-        value = summary.get(key)
-        if isinstance(value, dict) and "top1" in value:
-            return float(value["top1"])
-        if isinstance(value, (int, float)):
-            return float(value)
-    raise AssertionError(f"no accuracy in {sorted(summary)}")
+    assert min(top1.values()) > 0.9  # a chain that keeps the model working, so the comparison means something
