@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ class CirculantLinear(nn.Module):
         vectors = circulant_vectors_of(w, block)
         if vectors is None:
             return None
-        return cls(vectors[..., :], layer.out_features, layer.in_features, block, layer.bias)
+        return cls(vectors, layer.out_features, layer.in_features, block, layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = self.block
@@ -170,19 +169,6 @@ class LayerPlan:
                 "timings_ms": self.timings_ms, "chosen": self.chosen}
 
 
-def time_call(fn: Any, x: torch.Tensor, repeats: int, warmup: int = 2) -> float:
-    """The median wall time of ``fn(x)`` in milliseconds, after ``warmup`` calls."""
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
-
-
 def time_interleaved(candidates: dict[str, Any], x: torch.Tensor, repeats: int,
                      percentile: float = 25.0) -> dict[str, float]:
     """ms per call of each candidate: the ``percentile`` of its calls, timed in interleaved
@@ -271,9 +257,3 @@ def frequency_module(module: nn.Module, example: torch.Tensor, *, repeats: int =
         plans.append(plan)
     return result, plans
 
-
-def conv_plan_speedup(plan: LayerPlan) -> float | None:
-    """Direct time over the chosen path's time (1.0 when direct was kept)."""
-    if not plan.timings_ms:
-        return None
-    return plan.timings_ms["direct"] / plan.timings_ms[plan.chosen] if plan.timings_ms[plan.chosen] else math.nan
