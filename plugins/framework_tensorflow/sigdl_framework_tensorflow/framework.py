@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import os
+import random
 import time
 import warnings
 import weakref
@@ -221,6 +222,19 @@ def _quiet() -> Iterator[None]:
             lg.setLevel(level)
 
 
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seeds Keras, TensorFlow, NumPy and ``random`` (``keras.utils.set_random_seed``) for the
+    body, and gives the caller's global NumPy and ``random`` states back after it."""
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    keras.utils.set_random_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
 class _Trainer:
     """A compiled training step for one Keras model and one optimizer configuration.
 
@@ -269,8 +283,8 @@ class TensorFlowFramework(Framework):
         """A freshly initialised zoo model, its weights drawn from ``seed``."""
         if architecture not in ARCHITECTURES:
             raise UnknownNameError("model", architecture, ARCHITECTURES)
-        keras.utils.set_random_seed(int(seed))
-        km = build_keras_model(architecture, input_shape, num_classes)
+        with _seeded(int(seed)):
+            km = build_keras_model(architecture, input_shape, num_classes)
         return Model(FRAMEWORK, architecture, tuple(int(d) for d in input_shape), int(num_classes), km)
 
     def parameter_count(self, model: Model) -> int:
@@ -345,6 +359,10 @@ class TensorFlowFramework(Framework):
         if architecture is not None and architecture != arch:
             raise InvalidValueError(f"'{path}' holds a '{arch}' model, not '{architecture}'",
                                     f"name the model '{arch}' or leave it out")
+        dims = [*km.inputs[0].shape[1:], km.outputs[0].shape[-1]]
+        if any(d is None for d in dims):
+            raise UnsupportedModelError(f"'{path}' has a variable input or output size {tuple(dims)}",
+                                        "save the model with a fixed input shape, e.g. keras.Input((28, 28, 1))")
         shape = _sigdl_input(km.inputs[0].shape[1:])
         classes = int(km.outputs[0].shape[-1])
         if input_shape is not None and tuple(int(d) for d in input_shape) != shape:
@@ -497,14 +515,17 @@ class TensorFlowFramework(Framework):
     ) -> TrainHistory:
         km = self._keras(model)
         x, y = self._arrays(model, data, "train")
-        history = TrainHistory()
         if settings.epochs == 0:
-            return history
+            return TrainHistory()
+        with _seeded(int(settings.seed)):
+            return self._train(km, x, y, settings, projection, progress)
+
+    def _train(self, km: keras.Model, x: np.ndarray, y: np.ndarray, settings: TrainSettings,
+               projection: Projection | None, progress: ProgressCallback | None) -> TrainHistory:
+        history, start = TrainHistory(), time.perf_counter()
         n, batch = len(y), settings.batch_size
         steps_per_epoch = math.ceil(n / batch)
         total_steps = steps_per_epoch * settings.epochs
-        start = time.perf_counter()
-        keras.utils.set_random_seed(int(settings.seed))
         for i, layer in enumerate(km._flatten_layers(include_self=False)):
             generator = getattr(layer, "seed_generator", None)
             if generator is not None:  # dropout masks repeat under the settings' seed

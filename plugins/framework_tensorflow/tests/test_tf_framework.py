@@ -117,10 +117,13 @@ def test_structured_pruning_reshapes_the_keras_model(tf_framework, small):
 
 
 def test_training_is_deterministic_and_the_projection_holds_after_every_step(tf_framework, small):
+    np.random.seed(123)
     a = tf_framework.build("lenet300100", (1, 28, 28), 10, seed=5)
     b = tf_framework.build("lenet300100", (1, 28, 28), 10, seed=5)
     tf_framework.train(a, small, QUICK)
     tf_framework.train(b, small, QUICK)
+    assert np.random.get_state()[1][0] == np.random.RandomState(123).get_state()[1][0]  # the caller's RNG kept
+    assert np.random.rand() == np.random.RandomState(123).rand()
     for name, w in tf_framework.get_weights(a).items():
         np.testing.assert_array_equal(w, tf_framework.get_weights(b)[name])
     weights = tf_framework.get_weights(a)
@@ -189,6 +192,10 @@ def test_keras_files_round_trip_and_damage_is_one_clear_error(tf_framework, smal
     loaded = tf_framework.load(tmp_path / "own.keras")
     assert (loaded.architecture, loaded.input_shape, loaded.num_classes) == ("tiny", (1, 28, 28), 10)
     assert tf_framework.evaluate(loaded, small).samples == 300
+    free = keras.Sequential([keras.Input((None, None, 1)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    free.save(tmp_path / "free.keras")
+    with pytest.raises(UnsupportedModelError, match="variable input"):
+        tf_framework.load(tmp_path / "free.keras")
     truncated = tmp_path / "cut.keras"
     truncated.write_bytes(path.read_bytes()[:3000])
     for bad in (truncated, tmp_path / "missing.keras"):
