@@ -16,8 +16,9 @@ RESULTS = ROOT / "bench" / "results"
 SECTIONS = [
     ("Deep Compression: LeNet-300-100 and LeNet-5 (issue 3)", "deep_compression",
      "Tables 2 and 3 of Han, Mao & Dally (ICLR 2016) reproduced on `mnist5k`, ours beside the paper's."),
-    ("The loop: `sigdl run` (issue 5)", "loop",
-     "The default run and LeNet-5 against Movidius and Jetson, each a real `sigdl run` process."),
+    ("The loop: `sigdl run` (issues 5 and 13)", "loop",
+     "The default run (LeNet-300-100) and `--model lenet5` on seeds 0-2, each a real `sigdl run` process; "
+     "decisions on the validation split, the test split reported."),
     ("Emulator calibration against published measurements (issues 4 and 14)", "emulation_calibration",
      "Every prediction against a published measurement, per board, with the constants each row set; "
      "one set of constants per board and software generation."),

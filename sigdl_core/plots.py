@@ -130,6 +130,8 @@ def plot_layers(report: Mapping[str, Any], path: Path) -> Path | None:
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     y = range(len(names))
     ax1.barh(y, density, color="tab:blue")
+    for i, d in zip(y, density, strict=True):  # small densities are the point: say them
+        ax1.text(d + 1.5, i, f"{d:.1f} %" if d < 10 else f"{d:.0f} %", va="center", fontsize=8)
     ax1.set_yticks(list(y), names, fontsize=8)
     ax1.invert_yaxis()
     ax1.set_xlabel("weights kept (%)")
