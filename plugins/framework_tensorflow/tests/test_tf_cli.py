@@ -91,3 +91,24 @@ def test_the_same_chain_on_the_same_lenet5_weights_agrees_in_torch_and_tensorflo
     top1 = {n: s["accuracy"] for n, s in summaries.items()}
     assert abs(top1["torch"] - top1["tensorflow"]) <= 0.005, top1
     assert min(top1.values()) > 0.9  # a chain that keeps the model working, so the comparison means something
+
+
+@pytest.mark.slow
+def test_structured_pruning_thins_a_keras_lenet5_through_sigdl_compress(sigdl_cli, tmp_path):
+    from sigdl_core.plugins import load_plugins
+    from sigdl_core.interfaces import TrainSettings
+
+    registry = load_plugins().registry
+    fw = registry.framework("tensorflow")
+    data = registry.load_dataset("mnist5k", 0)
+    model = fw.build("lenet5", data.input_shape, 10, seed=0)
+    fw.train(model, data, TrainSettings(epochs=1, lr=0.02))
+    path = fw.save(model, tmp_path / "lenet5.keras")
+    out = tmp_path / "thin"
+    result = sigdl_cli(["compress", str(path), "--with", "prune-structured,quant,encode", "-p",
+                        "prune-structured.ratio=0.5", "--dataset", "mnist5k", "--retrain-epochs", "1",
+                        "-o", str(out), "--json", "--quiet"])
+    assert result.exit_code == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layers"]["conv2.weight"]["total"] == 25 * 10 * 5 * 5  # half of conv1's and conv2's filters
+    assert summary["accuracy"] > 0.9
