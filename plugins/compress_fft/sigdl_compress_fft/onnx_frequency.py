@@ -1,4 +1,4 @@
-"""The frequency form of a block-circulant ONNX model: each circulant FC layer through ONNX ``DFT``.
+"""The frequency form of an ONNX model: circulant FC layers (and, asked, convolutions) through ``DFT``.
 
 Any framework's dense ONNX export is the input (framework-neutral): every ``Gemm`` (``transB=1``,
 ``alpha = beta = 1``) whose weight initializer is exactly block-circulant
@@ -15,9 +15,12 @@ both DFTs are two-sided (opset 17 has no one-sided inverse). The graph is checke
 ONNX checker; outputs match the dense model to float32 rounding (tests compare them with
 onnxruntime to 1e-4).
 
+With ``convolutions=True`` (``--conv``) stride-1 convolutions go through an untiled 2-D DFT
+as well (see :func:`frequency_form`).
+
 Run as a command::
 
-    python -m sigdl_compress_fft.onnx_frequency model.onnx -o model.frequency.onnx
+    python -m sigdl_compress_fft.onnx_frequency model.onnx -o model.frequency.onnx [--conv]
 """
 
 from __future__ import annotations
@@ -50,9 +53,18 @@ def _circulant_block(w: np.ndarray) -> int | None:
     return None
 
 
-def frequency_form(model: Any, min_block: int = 2) -> tuple[Any, list[dict[str, Any]]]:
+def frequency_form(model: Any, min_block: int = 2, convolutions: bool = False) -> tuple[Any, list[dict[str, Any]]]:
     """A copy of ``model`` (an ``onnx.ModelProto``) with its block-circulant Gemm layers in DFT
-    form, and one record per replaced layer (name, shape, block, stored values)."""
+    form, and one record per replaced layer (name, shape, block, stored values).
+
+    ``convolutions=True`` also puts every stride-1, undilated, ungrouped ``Conv`` with a
+    constant weight and a statically known input size into the frequency domain, untiled:
+    the zero-padded ``Hp x Wp`` input's 2-D DFT (two 1-D DFTs), a per-bin complex product
+    with the kernels' conjugate spectra (cross-correlation) summing over input channels, the
+    inverse 2-D DFT, and the valid ``(Hp - k + 1) x (Wp - k + 1)`` corner. Its spectra hold
+    ``2 O C Hp Wp`` values, more than the ``O C k k`` kernel: this form is for targets that
+    run DFTs well, not for storage (the ``.sigdl`` file keeps the sparse DCT coefficients).
+    """
     import onnx
     from onnx import helper, numpy_helper
 
@@ -72,8 +84,17 @@ def frequency_form(model: Any, min_block: int = 2) -> tuple[Any, list[dict[str, 
         graph.initializer.append(numpy_helper.from_array(np.asarray(array), name))
         return name
 
+    shapes = _static_shapes(model) if convolutions else {}
     for index, node in enumerate(graph.node):
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv" and convolutions:
+            conv = _conv_frequency_nodes(node, attrs, inits, shapes, f"sigdl_fftconv{index}_", const, opset)
+            if conv is not None:
+                nodes, record = conv
+                new_nodes.extend(nodes)
+                used.add(node.input[1])
+                replaced.append(record)
+                continue
         weight = inits.get(node.input[1]) if node.op_type == "Gemm" and len(node.input) > 1 else None
         if (weight is None or attrs.get("transB", 0) != 1 or attrs.get("transA", 0) != 0
                 or attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0):
@@ -152,7 +173,97 @@ def frequency_form(model: Any, min_block: int = 2) -> tuple[Any, list[dict[str, 
     return out, replaced
 
 
-def write_frequency_form(src: Path | str, dst: Path | str) -> list[dict[str, Any]]:
+def _static_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    out: dict[str, tuple[int, ...]] = {}
+    for v in list(inferred.graph.value_info) + list(inferred.graph.input):
+        dims = v.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims[1:]):
+            out[v.name] = tuple(int(d.dim_value) if d.HasField("dim_value") else -1 for d in dims)
+    return out
+
+
+def _conv_frequency_nodes(node: Any, attrs: dict[str, Any], inits: dict[str, Any],
+                          shapes: dict[str, tuple[int, ...]], pre: str, const: Any,
+                          opset: int) -> tuple[list[Any], dict[str, Any]] | None:
+    """The DFT form of one Conv (see :func:`frequency_form`), or None when it cannot be."""
+    from onnx import helper, numpy_helper
+
+    weight = inits.get(node.input[1]) if len(node.input) > 1 else None
+    x_shape = shapes.get(node.input[0])
+    if weight is None or x_shape is None or len(x_shape) != 4:
+        return None
+    if (attrs.get("group", 1) != 1 or any(s != 1 for s in attrs.get("strides", [1, 1]))
+            or any(d != 1 for d in attrs.get("dilations", [1, 1])) or attrs.get("auto_pad", b"NOTSET") not in
+            (b"NOTSET", "NOTSET")):
+        return None
+    w = numpy_helper.to_array(weight).astype(np.float64)
+    o, c, kh, kw = w.shape
+    pads = list(attrs.get("pads", [0, 0, 0, 0]))
+    _, _, h, wd = x_shape
+    hp, wp = h + pads[0] + pads[2], wd + pads[1] + pads[3]
+    ho, wo = hp - kh + 1, wp - kw + 1
+    if ho < 1 or wo < 1:
+        return None
+    kernel = np.zeros((o, c, hp, wp))
+    kernel[:, :, :kh, :kw] = w
+    spectra = np.conj(np.fft.fft2(kernel))  # (O, C, Hp, Wp)
+    bins = hp * wp
+    k = spectra.reshape(o, c, bins).transpose(2, 1, 0)  # (bins, C, O)
+    kr = const(pre + "spectra_real", np.ascontiguousarray(k.real).astype(np.float32))
+    ki = const(pre + "spectra_imag", np.ascontiguousarray(k.imag).astype(np.float32))
+    nodes = []
+    x = node.input[0]
+    if any(pads):
+        p = const(pre + "pads", np.array([0, 0, pads[0], pads[1], 0, 0, pads[2], pads[3]], np.int64))
+        nodes.append(helper.make_node("Pad", [x, p], [pre + "padded"]))
+        x = pre + "padded"
+    last = const(pre + "last", np.array([-1], np.int64))
+    nodes.append(helper.make_node("Unsqueeze", [x, last], [pre + "real"]))  # (N, C, Hp, Wp, 1)
+
+    def dft(src: str, dst: str, axis: int, inverse: int) -> Any:
+        if opset >= 20:
+            a = const(f"{dst}_axis", np.array(axis, np.int64))
+            return helper.make_node("DFT", [src, "", a], [dst], inverse=inverse, onesided=0)
+        return helper.make_node("DFT", [src], [dst], axis=axis, inverse=inverse, onesided=0)
+
+    nodes += [dft(pre + "real", pre + "fw", 3, 0), dft(pre + "fw", pre + "xf", 2, 0)]  # (N, C, Hp, Wp, 2)
+    zero, one = const(pre + "zero", np.array(0, np.int64)), const(pre + "one", np.array(1, np.int64))
+    flat = const(pre + "flat", np.array([0, c, bins], np.int64))
+    for part, idx in (("xr", zero), ("xi", one)):
+        nodes.append(helper.make_node("Gather", [pre + "xf", idx], [pre + part + "_4d"], axis=4))
+        nodes.append(helper.make_node("Reshape", [pre + part + "_4d", flat], [pre + part + "_ncb"]))
+        nodes.append(helper.make_node("Transpose", [pre + part + "_ncb"], [pre + part], perm=[2, 0, 1]))
+    for tag, a, b in (("rr", "xr", kr), ("ii", "xi", ki), ("ri", "xr", ki), ("ir", "xi", kr)):
+        nodes.append(helper.make_node("MatMul", [pre + a, b], [pre + tag]))  # (bins, N, O)
+    nodes.append(helper.make_node("Sub", [pre + "rr", pre + "ii"], [pre + "yr"]))
+    nodes.append(helper.make_node("Add", [pre + "ri", pre + "ir"], [pre + "yi"]))
+    for part in ("yr", "yi"):
+        nodes.append(helper.make_node("Unsqueeze", [pre + part, last], [pre + part + "_u"]))
+    nodes.append(helper.make_node("Concat", [pre + "yr_u", pre + "yi_u"], [pre + "yf_bno"], axis=-1))
+    nodes.append(helper.make_node("Transpose", [pre + "yf_bno"], [pre + "yf_nob"], perm=[1, 2, 0, 3]))
+    grid = const(pre + "grid", np.array([0, o, hp, wp, 2], np.int64))
+    nodes.append(helper.make_node("Reshape", [pre + "yf_nob", grid], [pre + "yf"]))
+    nodes += [dft(pre + "yf", pre + "yh", 2, 1), dft(pre + "yh", pre + "y_complex", 3, 1)]
+    nodes.append(helper.make_node("Gather", [pre + "y_complex", zero], [pre + "y_full"], axis=4))
+    starts = const(pre + "starts", np.array([0, 0], np.int64))
+    ends = const(pre + "ends", np.array([ho, wo], np.int64))
+    axes = const(pre + "axes", np.array([2, 3], np.int64))
+    out = node.output[0]
+    has_bias = len(node.input) > 2 and node.input[2]
+    nodes.append(helper.make_node("Slice", [pre + "y_full", starts, ends, axes], [pre + "y" if has_bias else out]))
+    if has_bias:
+        bshape = const(pre + "bias_shape", np.array([1, o, 1, 1], np.int64))
+        nodes.append(helper.make_node("Reshape", [node.input[2], bshape], [pre + "bias"]))
+        nodes.append(helper.make_node("Add", [pre + "y", pre + "bias"], [out]))
+    record = {"node": node.name or out, "weight": weight.name, "shape": [o, c, kh, kw], "fft": [hp, wp],
+              "stored_values": int(2 * spectra.size), "dense_values": int(w.size)}
+    return nodes, record
+
+
+def write_frequency_form(src: Path | str, dst: Path | str, convolutions: bool = False) -> list[dict[str, Any]]:
     """Reads the ONNX model ``src``, writes its frequency form to ``dst`` atomically."""
     import onnx
     from sigdl_core.files import atomic_write_bytes
@@ -161,7 +272,7 @@ def write_frequency_form(src: Path | str, dst: Path | str) -> list[dict[str, Any
         model = onnx.load(str(src))
     except Exception as exc:  # a protobuf decode error, a missing file
         raise BadInputError(f"cannot read ONNX model '{src}': {exc}", "give an .onnx file") from None
-    converted, replaced = frequency_form(model)
+    converted, replaced = frequency_form(model, convolutions=convolutions)
     atomic_write_bytes(Path(dst), converted.SerializeToString())
     return replaced
 
@@ -170,14 +281,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the DFT (frequency) form of a block-circulant ONNX model.")
     parser.add_argument("model", type=Path)
     parser.add_argument("-o", "--out", type=Path, required=True)
+    parser.add_argument("--conv", action="store_true", help="also put stride-1 convolutions through DFT")
     args = parser.parse_args(argv)
     try:
-        replaced = write_frequency_form(args.model, args.out)
+        replaced = write_frequency_form(args.model, args.out, args.conv)
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for r in replaced:
-        print(f"{r['weight']}: {r['shape'][0]}x{r['shape'][1]} in blocks of {r['block']} through DFT")
+        how = f"in blocks of {r['block']}" if "block" in r else f"as a {r['fft'][0]}x{r['fft'][1]} 2-D DFT"
+        print(f"{r['weight']}: {'x'.join(map(str, r['shape']))} {how} through DFT")
     if not replaced:
         print("no block-circulant layer found; the model is unchanged", file=sys.stderr)
     print(f"wrote {args.out}")

@@ -106,3 +106,45 @@ def test_old_opsets_are_refused_and_the_command_writes_a_file(tmp_path, capsys) 
     assert "blocks of 16" in capsys.readouterr().out and dst.stat().st_size > 0
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     assert main([str(tmp_path / "bad.onnx"), "-o", str(dst)]) == 2
+
+
+def _conv_model(opset: int = 17):
+    rng = np.random.default_rng(4)
+    w1 = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    w2 = rng.standard_normal((5, 4, 5, 5)).astype(np.float32)
+    w3 = rng.standard_normal((2, 5, 3, 3)).astype(np.float32)
+    inits = [numpy_helper.from_array(w1, "c1.weight"), numpy_helper.from_array(rng.standard_normal(4).astype(np.float32),
+                                                                               "c1.bias"),
+             numpy_helper.from_array(w2, "c2.weight"), numpy_helper.from_array(w3, "c3.weight")]
+    nodes = [helper.make_node("Conv", ["input", "c1.weight", "c1.bias"], ["a"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("Conv", ["b", "c2.weight"], ["c"], pads=[2, 1, 2, 1]),
+             helper.make_node("Conv", ["c", "c3.weight"], ["out"], strides=[2, 2])]
+    graph = helper.make_graph(nodes, "convs", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 11, 9])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 2, 5, 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), (w1, w2)
+
+
+@pytest.mark.parametrize("opset", [17, 20])
+def test_convolutions_in_dft_form_match_onnxruntime_and_the_torch_fft_path(opset) -> None:
+    dense, (w1, w2) = _conv_model(opset)
+    freq, replaced = frequency_form(dense, convolutions=True)
+    assert [r["weight"] for r in replaced] == ["c1.weight", "c2.weight"]  # the strided one stays a Conv
+    assert [n.op_type for n in freq.graph.node].count("Conv") == 1
+    x = np.random.default_rng(5).standard_normal((1, 3, 11, 9)).astype(np.float32)
+    np.testing.assert_allclose(_run(freq, x), _run(dense, x), atol=1e-4, rtol=1e-4)
+    torch = pytest.importorskip("torch")
+    fft = pytest.importorskip("sigdl_framework_torch.fft")
+    conv = torch.nn.Conv2d(4, 5, 5, padding=(2, 1), bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(w2))
+    h = np.random.default_rng(6).standard_normal((1, 4, 11, 9)).astype(np.float32)
+    single = helper.make_model(helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["y"], pads=[2, 1, 2, 1])], "one",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 11, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 5, 11, 7])], [numpy_helper.from_array(w2, "w")]),
+        opset_imports=[helper.make_opsetid("", opset)])
+    one, _ = frequency_form(single, convolutions=True)
+    with torch.no_grad():
+        expected = fft.FFTConv2d(conv, 16)(torch.from_numpy(h)).numpy()
+    np.testing.assert_allclose(_run(one, h), expected, atol=1e-4, rtol=1e-4)
