@@ -25,10 +25,6 @@ _READS_FIRST = ("{plugin} reads the weight arrays before it refuses a bad value 
 #: Contracts an in-tree plugin breaks today, for a real reason: (test, plugin name) → why.
 #: Each is a strict xfail, so the entry must go when the plugin is fixed.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("test_bad_params_refused_before_work", "circulant"):
-        _READS_FIRST.format(plugin="compress_fft's circulant", param="retrain_epochs", owner="; owner: issue 8"),
-    ("test_bad_params_refused_before_work", "freq-prune"):
-        _READS_FIRST.format(plugin="compress_fft's freq-prune", param="keep", owner="; owner: issue 8"),
 }
 
 

@@ -41,7 +41,15 @@ from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import CompressionResult, Compressor, LayerEncoding
 from sigdl_core.structured_weights import MAX_BLOCK, expand_circulant, nearest_circulant_vectors
 
-from .layer_selection import check_params, fraction, per_layer, selected_layers, whole_number
+from .layer_selection import (
+    check_names,
+    check_params,
+    check_setting,
+    fraction,
+    per_layer,
+    selected_layers,
+    whole_number,
+)
 from .parameters import CIRCULANT_PARAMS
 
 DEFAULT_BLOCKS: dict[str, int] = {"fc": 16, "conv": 4}
@@ -53,14 +61,28 @@ DEFAULT_RETRAIN_LR = 0.05
 
 def _block(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidValueError(f"circulant block {value!r} for '{name}' must be a power of two (or 0: dense)")
+        raise InvalidValueError(f"parameter 'block': {value!r} for '{name}' must be a power of two (or 0: dense)")
     b = int(value)
     if b in (0, 1):
         return 0
     if not 2 <= b <= MAX_BLOCK or b & (b - 1):
-        raise InvalidValueError(f"circulant block {b} for '{name}' must be a power of two in 2..{MAX_BLOCK}",
+        raise InvalidValueError(f"parameter 'block': {b} for '{name}' must be a power of two in 2..{MAX_BLOCK}",
                                 "CirCNN uses 8 to 256 for FC layers and 4 to 16 for convolutions")
     return b
+
+
+def check_circulant_params(params: Mapping[str, Any]) -> None:
+    """Every parameter's type and range, before any weight is looked at."""
+    check_params(params, CIRCULANT_PARAMS, "circulant")
+    check_setting(params.get("block"), "block", lambda v, p: _block(v, "every selected layer"))
+    check_names(params.get("kinds"), "kinds")
+    check_names(params.get("skip"), "skip")
+    whole_number(params.get("min_blocks", DEFAULT_MIN_BLOCKS), "min_blocks", 1, 1 << 16)
+    whole_number(params.get("retrain_epochs", DEFAULT_RETRAIN_EPOCHS), "retrain_epochs", 0, 10_000)
+    lr = params.get("retrain_lr", DEFAULT_RETRAIN_LR)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 10:
+        raise InvalidValueError(f"parameter 'retrain_lr'={lr!r} must be a number in (0, 10)")
+    fraction(params.get("strength", 1.0), "strength")
 
 
 class CirculantProjection:
@@ -120,12 +142,10 @@ def circulant_blocks(weights: Mapping[str, np.ndarray], kinds: Mapping[str, str]
 def make_circulant(weights: Mapping[str, np.ndarray], kinds: Mapping[str, str], params: Mapping[str, Any],
                    previous: CompressionResult | None = None) -> CompressionResult:
     """The ``circulant`` compressor (see the module docstring and :data:`CIRCULANT_PARAMS`)."""
-    check_params(params, CIRCULANT_PARAMS, "circulant")
+    check_circulant_params(params)
     blocks, dense = circulant_blocks(weights, kinds, params)
-    epochs = whole_number(params.get("retrain_epochs", DEFAULT_RETRAIN_EPOCHS), "retrain_epochs", 0, 10_000)
+    epochs = int(params.get("retrain_epochs", DEFAULT_RETRAIN_EPOCHS))
     lr = params.get("retrain_lr", DEFAULT_RETRAIN_LR)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < 10:
-        raise InvalidValueError(f"parameter 'retrain_lr'={lr!r} must be a number in (0, 10)")
     state = dict(previous.state) if previous is not None else {}
     masks = state.get("masks") or {}
     clash = [n for n in blocks if n in masks]

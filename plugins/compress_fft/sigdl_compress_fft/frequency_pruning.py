@@ -32,7 +32,7 @@ from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import CompressionResult, Compressor, LayerEncoding
 from sigdl_core.structured_weights import dct2, idct2
 
-from .layer_selection import check_params, fraction, per_layer, selected_layers
+from .layer_selection import check_names, check_params, check_setting, fraction, per_layer, selected_layers
 from .parameters import FREQ_PRUNE_PARAMS
 
 DEFAULT_KEEP = 0.3
@@ -78,6 +78,14 @@ def prune_frequencies(weights: Mapping[str, np.ndarray], kinds: Mapping[str, str
                       previous: CompressionResult | None = None) -> CompressionResult:
     """The ``freq-prune`` compressor (see the module docstring and :data:`FREQ_PRUNE_PARAMS`)."""
     check_params(params, FREQ_PRUNE_PARAMS, "freq-prune")
+    check_setting(params.get("keep"), "keep", fraction)
+    check_names(params.get("kinds"), "kinds")
+    check_names(params.get("skip"), "skip")
+    if params.get("values", "f16") not in ("f16", "f32"):
+        raise InvalidValueError(f"parameter 'values'={params.get('values')!r} must be f16 or f32")
+    if not isinstance(params.get("global", False), bool):
+        raise InvalidValueError(f"parameter 'global'={params.get('global')!r} must be true or false")
+    fraction(params.get("strength", 1.0), "strength")
     names = _kernel_layers(weights, selected_layers(weights, kinds, params.get("kinds"), ("conv",),
                                                     params.get("skip")))
     values = params.get("values", "f16")

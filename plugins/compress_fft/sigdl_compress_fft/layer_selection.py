@@ -87,6 +87,22 @@ def whole_number(value: Any, param: str, lo: int, hi: int) -> int:
     return int(value)
 
 
+def check_setting(value: Any, param: str, check: Any) -> None:
+    """Checks ``value`` — one setting, or a mapping of kind/name to settings — with ``check``
+    (which raises naming ``param``), before any weight is looked at."""
+    if isinstance(value, Mapping):
+        for key, setting in value.items():
+            if not isinstance(key, str):
+                raise InvalidValueError(f"parameter '{param}' has a key {key!r} that is not a layer name or kind")
+            check(setting, param)
+    elif value is not None:
+        check(value, param)
+
+
+def check_names(value: Any, param: str) -> None:
+    name_list(value, param)
+
+
 def fraction(value: Any, param: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < float(value) <= 1.0:
         raise InvalidValueError(f"parameter '{param}'={value!r} must be a fraction in (0, 1]",
