@@ -25,14 +25,16 @@ judged separately. Goals: calibration rows within Â±15 %, held-out rows within Â
 least squares on relative error, USB from the GoogLeNet pair; Atom: three constants by least
 squares on log error; TX2 TensorRT 5: the conv efficiency and the power fraction, each on
 its one row), prints them to paste into the plugins, and writes each plugin's
-``evidence.py`` (the rows, with predictions from the constants in the plugin *when the
-script ran*: run ``--fit``, paste the constants, then run ``--fit`` again so the evidence
-matches them).
+``evidence.py`` with the predictions of the refitted constants (paste those constants into
+the plugins exactly as printed); ``--evidence`` writes the evidence files from the constants
+as shipped, without refitting. A calibration row's "sets" are the fitted constants that
+carry at least 10 % of its predicted time (MA2450), or those its kind of row determines.
 
 Usage::
 
     .venv/bin/python bench/emulation_calibration.py            # predict every row, write results
     .venv/bin/python bench/emulation_calibration.py --fit      # also refit and write evidence.py
+    .venv/bin/python bench/emulation_calibration.py --evidence # write evidence.py, constants as shipped
     .venv/bin/python bench/emulation_calibration.py --no-atom  # skip the executed Atom rows
 
 Writes ``bench/results/emulation_calibration.json`` and ``.md``.
@@ -173,10 +175,28 @@ def ma2450(g: Graphs, reg, fit: bool) -> tuple[list[dict], dict | None]:
         # the same figure straight from the constants (what the tests recompute)
         est, _ = mv.estimate_movidius_latency(g.cost(model, True), spec, usb=usb)
         assert abs(est.latency_ms - pred) < 1e-6 * pred, (model, est.latency_ms, pred)
+        if kind == "calibration" and sets != ("usb_bandwidth",):
+            sets = _ma2450_sets(est)
         rows.append(_row("Movidius MA2450 (NCS1)", spec.name, model, "latency_ms", pub, pred, kind, sets,
                          source, {"usb": usb}, "analytical",
                          f"on-device {rep.extra['latency_on_device_ms']:.1f} ms, USB {rep.extra['usb_transfer_ms']:.1f} ms"))
     return rows, fitted
+
+
+#: The fitted MA2450 constant behind each kind of layer (fc and pool use datasheet figures).
+_MA2450_FITTED = {"conv1x1": "rate_conv1x1", "conv3x3": "rate_conv3x3", "convkxk": "rate_convkxk",
+                  "depthwise": "rate_depthwise", "pass": "pass_bandwidth"}
+
+
+def _ma2450_sets(est) -> tuple[str, ...]:
+    """The fitted constants that carry at least 10 % of a row's on-device time: the ones
+    the row pulls on in the joint least-squares fit, largest share first."""
+    share: dict[str, float] = {}
+    for n in est.nodes:
+        if n.op_class in _MA2450_FITTED:
+            share[n.op_class] = share.get(n.op_class, 0.0) + n.time_s
+    total = sum(n.time_s for n in est.nodes) or 1.0
+    return tuple(_MA2450_FITTED[k] for k, v in sorted(share.items(), key=lambda kv: -kv[1]) if v >= 0.1 * total)
 
 
 def _fit_ma2450(g: Graphs) -> dict:
@@ -441,6 +461,8 @@ def write(results: dict, command: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fit", action="store_true", help="refit the constants and write each plugin's evidence.py")
+    ap.add_argument("--evidence", action="store_true",
+                    help="write each plugin's evidence.py from the constants as shipped (no refit)")
     ap.add_argument("--no-atom", action="store_true", help="skip the executed Atom rows")
     ap.add_argument("--keep", type=Path, help="keep the ONNX graphs in this folder")
     args = ap.parse_args(argv)
@@ -477,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['board'][:26]:26s} {r['model']:22s} {r['quantity']:13s} {r['set']:11s} published "
               f"{r['published']:8.2f} predicted {_fmt(r['predicted'], '8.2f')} error {_fmt(r['error'], '+6.1%')}")
-    if args.fit:
+    if args.fit or args.evidence:
         write_evidence(rows, atom_info)
     write({"rows": rows, "fits": fits, "constants": constants, "atom_info": atom_info}, command)
     return 0
