@@ -261,6 +261,19 @@ BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Samples p
 OptimizerOpt = Annotated[Optional[str], typer.Option("--optimizer", help="An optimizer by name: sgd, adam, adamw, rmsprop … (the framework's own).")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="constant, step, cosine, or a scheduler by name (e.g. ExponentialLR).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of every random choice.")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Data-parallel training workers per node (DDP under torch's elastic agent; see docs/acceleration.md).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads-per-worker", help="Compute threads of each training worker (default 1).")]
+NnodesOpt = Annotated[Optional[int], typer.Option("--nnodes", help="Machines training together (torchrun's --nnodes); each runs the same command.")]
+NodeRankOpt = Annotated[Optional[int], typer.Option("--node-rank", help="This machine's rank among --nnodes (torchrun's --node-rank; default: assigned).")]
+RdzvOpt = Annotated[Optional[str], typer.Option("--rdzv-endpoint", help="HOST:PORT where the nodes meet (torchrun's --rdzv-endpoint).")]
+RdzvIdOpt = Annotated[Optional[str], typer.Option("--rdzv-id", help="The job's name at the rendezvous (torchrun's --rdzv-id).")]
+
+
+def _data_parallel(recipe: Any, **flags: Any) -> Any:
+    """The recipe's ``accelerate`` training settings with the command line's flags on top."""
+    from .accelerate import DataParallel
+
+    return DataParallel.from_recipe(recipe.accelerate, **flags)
 
 
 def _recipe(path: Path | None, **overrides: Any) -> Any:
@@ -334,6 +347,8 @@ def run_cmd(
     max_drop: Annotated[Optional[float], typer.Option("--max-drop", help="Budget: most top-1 points to lose.")] = None,
     validation: Annotated[Optional[float], typer.Option("--validation", help="Fraction of the training data held out as the validation split every decision uses (default 0.1).")] = None,
     min_fps: Annotated[Optional[float], typer.Option("--min-fps", help="Budget: fewest fps at batch 1 on every target.")] = None,
+    workers: WorkersOpt = None,
+    threads_per_worker: ThreadsOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: sigdl-runs/<time>-<model>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder where it stopped.")] = None,
     new_data: Annotated[Optional[Path], typer.Option("--new-data", help="A folder of labelled field samples (one subfolder per class) to add to retraining.")] = None,
@@ -389,6 +404,9 @@ def run_cmd(
             mapping["validation"] = validation
         if min_fps is not None:
             mapping["budget"]["min_fps"] = min_fps
+        for key, value in (("train_workers", workers), ("threads_per_worker", threads_per_worker)):
+            if value is not None:
+                mapping.setdefault("accelerate", {})[key] = value
         r = Recipe.from_mapping(mapping, source=r.source)
         run_dir = out if out is not None else default_run_dir(r.model)
     if new_data is not None and not new_data.is_dir():
@@ -564,14 +582,23 @@ def train_cmd(
     seed: SeedOpt = None,
     recipe: Annotated[Optional[Path], typer.Option("--recipe", help="Take settings from a recipe file.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where to write the trained model (default: <model>.pt).")] = None,
+    workers: WorkersOpt = None,
+    threads_per_worker: ThreadsOpt = None,
+    nnodes: NnodesOpt = None,
+    node_rank: NodeRankOpt = None,
+    rdzv_endpoint: RdzvOpt = None,
+    rdzv_id: RdzvIdOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a model and save it."""
+    """Train a model and save it (data-parallel with --workers N)."""
+    from .accelerate import train as train_model
     from .loop import Session, SilentObserver
 
     r = _recipe(recipe, model=model, dataset=dataset, framework=framework, epochs=epochs, lr=lr,
                 batch_size=batch_size, optimizer=optimizer, schedule=schedule, seed=seed)
+    parallel = _data_parallel(r, workers=workers, threads=threads_per_worker, nnodes=nnodes, node_rank=node_rank,
+                              rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
     plugins = get_plugins()
     Session(plugins, r, Path("."), SilentObserver()).check()
     with _observer(quiet, json_out) as observer:
@@ -583,7 +610,7 @@ def train_cmd(
         target = out if out is not None else Path(f"{Path(r.model).stem}{(plugins.registry.get('framework', fw.name).suffixes or ('.model',))[0]}")
         settings = session.recipe.train  # the model's own defaults where no flag or recipe key set one
         with session.stage("train", settings.to_dict()):
-            history = fw.train(m, data, settings, progress=observer.progress)
+            history = train_model(fw, m, data, settings, parallel, progress=observer.progress)
         with session.stage("test", {"split": "test"}):
             acc = None if data.timing_only else fw.evaluate(m, data, "test")
         fw.save(m, target)

@@ -360,7 +360,10 @@ def _baseline(session: Session, framework: Framework, model: Model, built: bool,
     history = None
     if built and recipe.train.epochs > 0:
         with session.stage("train", recipe.train.to_dict()) as result:
-            history = framework.train(model, train_data, recipe.train, progress=session.observer.progress)
+            from .accelerate import DataParallel, train
+
+            history = train(framework, model, train_data, recipe.train, DataParallel.from_recipe(recipe.accelerate),
+                            progress=session.observer.progress)
             result.update(history.to_dict())
     accuracy = validation = None
     if not data.timing_only:

@@ -177,6 +177,23 @@ class LimitsSection(Section):
                                           "(the baseline not counted); null: no limit")
 
 
+class AccelerateSection(Section):
+    """Parallel work: data-parallel training and concurrent candidates (docs/acceleration.md)."""
+
+    train_workers: int = Field(1, ge=1, description="data-parallel training workers per node "
+                               "(DistributedDataParallel under torch's elastic agent); 1: in this process")
+    threads_per_worker: Optional[int] = Field(None, ge=1, description="compute threads of each training "
+                                              "worker (null: one, which avoids oversubscribing the cores)")
+    nnodes: int = Field(1, ge=1, description="machines that train together (each runs the same command)")
+    rdzv_endpoint: Optional[str] = Field(None, description="HOST:PORT where the nodes meet (torchrun's "
+                                         "--rdzv-endpoint); null on one machine")
+    timeout_s: Number = Field(300, gt=0, description="most seconds any wait for a peer lasts before the run "
+                              "ends with an error")
+    jobs: int = Field(1, ge=1, description="candidates evaluated at once by a local process pool")
+    cluster: Optional[str] = Field(None, description="a Dask scheduler (tcp://host:8786) that evaluates the "
+                                   "candidates instead of the local pool")
+
+
 class RecipeModel(Section):
     """A SigDL recipe (sigdl run RECIPE). Keys left out take their defaults."""
 
@@ -197,6 +214,8 @@ class RecipeModel(Section):
     budget: BudgetSection = Field(default_factory=BudgetSection, description=BudgetSection.__doc__)
     search: SearchSection = Field(default_factory=SearchSection, description=SearchSection.__doc__)
     limits: LimitsSection = Field(default_factory=LimitsSection, description=LimitsSection.__doc__)
+    accelerate: AccelerateSection = Field(default_factory=AccelerateSection,
+                                          description=AccelerateSection.__doc__)
 
 
 def json_schema(registry: Any = None) -> dict[str, Any]:
@@ -390,6 +409,7 @@ class Recipe:
     budget: Mapping[str, Any] = field(default_factory=lambda: _defaults(BudgetSection))
     search: Mapping[str, Any] = field(default_factory=lambda: _defaults(SearchSection))
     limits: Mapping[str, Any] = field(default_factory=lambda: _defaults(LimitsSection))
+    accelerate: Mapping[str, Any] = field(default_factory=lambda: _defaults(AccelerateSection))
     source: str = "built-in default"
     train_given: frozenset[str] = frozenset()
 
@@ -470,7 +490,8 @@ class Recipe:
         return {"model": self.model, "framework": self.framework, "dataset": self.dataset,
                 "seed": self.seed, "validation": self.validation, "train": train, "compress": _plain(self.compress),
                 "targets": [t.to_recipe() for t in self.targets], "budget": dict(self.budget),
-                "search": _plain(self.search), "limits": dict(self.limits), "source": self.source}
+                "search": _plain(self.search), "limits": dict(self.limits),
+                "accelerate": dict(self.accelerate), "source": self.source}
 
     def to_mapping(self) -> dict[str, Any]:
         """The recipe as a mapping :meth:`from_mapping` reads back (``source`` left out).
@@ -552,4 +573,10 @@ search:
 limits:
   max_candidates: 24
   max_seconds: 300        # the search's wall time (the baseline not counted)
+
+accelerate:               # parallel work (docs/acceleration.md)
+  train_workers: 1        # data-parallel training workers (DDP); also sigdl train --workers N
+  threads_per_worker: null  # null: one thread each
+  jobs: 1                 # candidates at once in a local process pool; also --jobs N
+  cluster: null           # a Dask scheduler, tcp://host:8786; also --cluster
 """

@@ -204,8 +204,11 @@ class Workbench:
             settings = dataclasses.replace(settings, **dict(overrides))
         # post-training mode: a framework that cannot train this model compresses without retraining
         if settings.epochs > 0 and not self.data.timing_only and self.framework.training_unavailable(self.model) is None:
-            self.framework.train(self.model, self.train_data or self.data, settings, projection=projection,
-                                 progress=self.observer.progress)
+            from .accelerate import DataParallel, train
+
+            train(self.framework, self.model, self.train_data or self.data, settings,
+                  DataParallel.from_recipe(self.recipe.accelerate), projection=projection,
+                  progress=self.observer.progress)
         return self.framework.get_weights(self.model)
 
     def emulate(self, onnx_path: Path) -> dict[str, dict[str, Any]]:

@@ -87,7 +87,7 @@ from .models import ARCHITECTURES, build_module, count_parameters
 from .optimization import check_settings, make_optimizer, make_scheduler
 from .plugin import FRAMEWORK, MODEL_CATALOG, RECOMMENDED_SETTINGS
 
-__all__ = ["CHECKPOINT_FORMAT", "OUTPUT_LAYER", "RECOMMENDED_SETTINGS", "TorchFramework"]
+__all__ = ["CHECKPOINT_FORMAT", "OUTPUT_LAYER", "RECOMMENDED_SETTINGS", "RankGroup", "TorchFramework", "train_module"]
 
 #: The version of the checkpoint layout :meth:`TorchFramework.save` writes.
 CHECKPOINT_FORMAT = 1
@@ -371,7 +371,7 @@ class TorchFramework(Framework):
     @staticmethod
     def _float_state(module: nn.Module) -> dict[str, torch.Tensor]:
         """Parameters and float buffers by state_dict name, in model order."""
-        return {k: v for k, v in module.state_dict(keep_vars=True).items() if v.is_floating_point()}
+        return _float_state_of(module)
 
     def get_weights(self, model: Model) -> dict[str, np.ndarray]:
         return {
@@ -492,60 +492,22 @@ class TorchFramework(Framework):
     ) -> TrainHistory:
         module = self._module(model)
         x, y = self._tensors(model, data, "train")
-        history = TrainHistory()
-        if settings.epochs == 0:
-            return history
-        n = len(y)
-        batch = settings.batch_size
-        steps_per_epoch = math.ceil(n / batch)
-        total_steps = steps_per_epoch * settings.epochs
-        order = torch.Generator().manual_seed(int(settings.seed))
-        start = time.perf_counter()
-        step = 0
-        with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
-            torch.manual_seed(int(settings.seed))
-            optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings)
-            schedule = make_scheduler(optimizer, settings, total_steps)
-            shared = _ProjectionViews(self._float_state(module)) if projection is not None else None
-            module.train()
-            try:
-                for epoch in range(settings.epochs):
-                    perm = torch.randperm(n, generator=order)
-                    loss_sum = 0.0
-                    correct = 0
-                    for b in range(steps_per_epoch):
-                        idx = perm[b * batch : (b + 1) * batch]
-                        xb = x.index_select(0, idx)
-                        if layout is not None:
-                            xb = xb.contiguous(memory_format=layout)
-                        yb = y.index_select(0, idx)
-                        optimizer.zero_grad()
-                        logits = module(xb)
-                        loss = F.cross_entropy(logits, yb)
-                        loss.backward()
-                        optimizer.step()
-                        schedule.after_batch()
-                        if shared is not None:
-                            shared.apply(projection)
-                        value = loss.item()
-                        if not math.isfinite(value):
-                            raise InvalidValueError(
-                                f"training diverged: the loss became {value} in epoch {epoch + 1}, step {b + 1}",
-                                f"lower the learning rate (now {settings.lr})",
-                            )
-                        loss_sum += value * len(idx)
-                        correct += int((logits.detach().argmax(1) == yb).sum())
-                        step += 1
-                        if progress is not None:
-                            progress(f"train epoch {epoch + 1}/{settings.epochs}", step, total_steps)
-                    history.loss.append(loss_sum / n)
-                    history.train_top1.append(correct / n)
-                    schedule.after_epoch(loss_sum / n)
-            finally:
-                optimizer.zero_grad()
-                module.eval()
-        history.seconds = time.perf_counter() - start
-        return history
+        return train_module(module, x, y, settings, projection, progress)
+
+    def train_data_parallel(
+        self,
+        model: Model,
+        data: ArrayDataset,
+        settings: TrainSettings,
+        parallel: Any,
+        projection: Projection | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> TrainHistory:
+        """Trains with DistributedDataParallel on ``parallel.workers`` processes per node,
+        launched by torch's elastic agent (:mod:`sigdl_framework_torch.distributed`)."""
+        from .distributed import train_data_parallel
+
+        return train_data_parallel(self, model, data, settings, parallel, projection, progress)
 
     def evaluate(
         self, model: Model, data: ArrayDataset,
@@ -615,6 +577,103 @@ class TorchFramework(Framework):
         return path
 
 
+class RankGroup:
+    """Where one data-parallel worker stands: its rank among ``world`` workers, and the
+    :class:`~torch.nn.parallel.DistributedDataParallel` wrapper that all-reduces its gradients.
+
+    :func:`train_module` gives each rank every ``world``-th sample of each global batch
+    (the same seeded permutation on every rank), so that a step's global batch is the
+    serial run's; the loss is summed over the rank's samples and divided by the global
+    batch's size times ``world``, so that DDP's averaged gradient is the serial gradient.
+    """
+
+    def __init__(self, rank: int, world: int, wrap: Any, all_reduce: Any) -> None:
+        self.rank, self.world, self.wrap, self.all_reduce = rank, world, wrap, all_reduce
+
+
+def train_module(
+    module: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: TrainSettings,
+    projection: Projection | None = None,
+    progress: ProgressCallback | None = None,
+    group: RankGroup | None = None,
+) -> TrainHistory:
+    """Trains ``module`` on ``x, y`` (see the module docstring); with ``group``, as one rank
+    of a data-parallel run, on its share of every global batch."""
+    history = TrainHistory()
+    if settings.epochs == 0:
+        return history
+    n = len(y)
+    batch = settings.batch_size
+    steps_per_epoch = math.ceil(n / batch)
+    total_steps = steps_per_epoch * settings.epochs
+    order = torch.Generator().manual_seed(int(settings.seed))
+    start = time.perf_counter()
+    step = 0
+    rank, world = (group.rank, group.world) if group is not None else (0, 1)
+    with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
+        # dropout draws differ between ranks (each sees other samples), but not between runs
+        torch.manual_seed(int(settings.seed) + 7919 * rank)
+        optimizer = make_optimizer([p for p in module.parameters() if p.requires_grad], settings)
+        schedule = make_scheduler(optimizer, settings, total_steps)
+        shared = _ProjectionViews(_float_state_of(module)) if projection is not None else None
+        module.train()
+        forward = group.wrap(module) if group is not None else module
+        try:
+            for epoch in range(settings.epochs):
+                perm = torch.randperm(n, generator=order)
+                loss_sum = 0.0
+                correct = 0
+                for b in range(steps_per_epoch):
+                    idx = perm[b * batch : (b + 1) * batch]
+                    whole = len(idx)
+                    if group is not None:
+                        idx = idx[rank::world]
+                    xb = x.index_select(0, idx)
+                    if layout is not None:
+                        xb = xb.contiguous(memory_format=layout)
+                    yb = y.index_select(0, idx)
+                    optimizer.zero_grad()
+                    logits = forward(xb)
+                    if group is None:
+                        loss = F.cross_entropy(logits, yb)
+                    else:
+                        loss = F.cross_entropy(logits, yb, reduction="sum") * (world / whole)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.after_batch()
+                    if shared is not None:
+                        shared.apply(projection)
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise InvalidValueError(
+                            f"training diverged: the loss became {value} in epoch {epoch + 1}, step {b + 1}",
+                            f"lower the learning rate (now {settings.lr})",
+                        )
+                    loss_sum += value * (whole / world if group is not None else len(idx))
+                    correct += int((logits.detach().argmax(1) == yb).sum())
+                    step += 1
+                    if progress is not None:
+                        progress(f"train epoch {epoch + 1}/{settings.epochs}", step, total_steps)
+                if group is not None:
+                    loss_sum, correct = group.all_reduce(loss_sum, correct)
+                history.loss.append(loss_sum / n)
+                history.train_top1.append(correct / n)
+                schedule.after_epoch(loss_sum / n)
+        finally:
+            optimizer.zero_grad()
+            module.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _float_state_of(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and float buffers by state_dict name, in model order."""
+    return {k: v for k, v in module.state_dict(keep_vars=True).items() if v.is_floating_point()}
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -676,7 +735,7 @@ class _ProjectionViews:
         self.mirrors: list[tuple[torch.Tensor, torch.Tensor]] = []
         for name, tensor in state.items():
             t = tensor.detach()
-            if t.is_contiguous():
+            if t.is_contiguous() and t.device.type == "cpu":  # a CUDA tensor is mirrored too
                 self.views[name] = t.numpy()
             else:
                 mirror = np.empty(tuple(t.shape), dtype=np.float32)
