@@ -172,7 +172,8 @@ def _make_schedule(settings: TrainSettings) -> Any:
 def _optimizer_class(name: str) -> type:
     """The ``keras.optimizers`` class called ``name`` (any case: sgd, Adam, AdamW, rmsprop …)."""
     classes = _keras_classes(keras.optimizers, keras.optimizers.Optimizer)
-    classes.pop("lossscaleoptimizer", None)  # wraps another optimizer; not one by itself
+    for wrapper in ("lossscaleoptimizer", "multioptimizer"):  # they wrap other optimizers
+        classes.pop(wrapper, None)
     try:
         return classes[str(name).lower()]
     except KeyError:
