@@ -1,0 +1,154 @@
+"""Work spread over processes or machines through one ``concurrent.futures.Executor``.
+
+:func:`open_executor` gives the executor a run uses: a local process pool for ``jobs`` > 1
+(``--jobs N``, recipe ``accelerate: {jobs: N}``), or a Dask cluster's
+``Client.get_executor()`` for ``--cluster tcp://host:8786`` (recipe ``accelerate:
+{cluster: ...}``), or None (serial). Dask reschedules a task whose worker was lost on another
+worker (its ``distributed.scheduler.allowed-failures``, 3 by default); the local pool is
+rebuilt once and the tasks resubmitted when one of its processes dies
+(:func:`map_ordered`). Results always come back in submission order, so what is decided
+from them does not depend on how many workers computed them.
+
+:func:`sharded_accuracy` is re-testing of one model split across the executor's workers:
+the split is cut into contiguous shards, each worker counts the correct top-1 and top-5
+predictions of its shard, and the counts are summed: the result is the serial
+evaluation's, bit for bit (the same integer counts over the same ``n``), not an average of
+averages. The model travels as the bytes of the framework's own checkpoint
+(:meth:`~sigdl_core.interfaces.Framework.save`, read back by its safe
+:meth:`~sigdl_core.interfaces.Framework.load`).
+
+Dask is imported only when a cluster is named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInputError, InvalidValueError
+from .interfaces import Accuracy, ArrayDataset, Framework, Model
+
+__all__ = ["map_ordered", "open_executor", "sharded_accuracy"]
+
+
+@contextlib.contextmanager
+def open_executor(jobs: int = 1, cluster: str | None = None,
+                  connect_timeout_s: float = 30.0) -> Iterator[Executor | None]:
+    """The executor of ``jobs`` local processes, or of the Dask scheduler at ``cluster``
+    (reached within ``connect_timeout_s``)."""
+    if cluster:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise BadInputError("--cluster needs Dask distributed, which is not installed",
+                                "pip install 'dask[distributed]'") from None
+        try:
+            client = Client(cluster, timeout=connect_timeout_s, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise BadInputError(f"cannot reach the Dask scheduler at '{cluster}': {' '.join(str(exc).split())[:200]}",
+                                "start one with 'dask scheduler' and 'dask worker', or leave --cluster out") from None
+        try:
+            yield client.get_executor(pure=False)
+        finally:
+            client.close()
+        return
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidValueError(f"jobs={jobs!r} must be a whole number >= 1", "e.g. --jobs 2")
+    if jobs == 1:
+        yield None
+        return
+    import multiprocessing
+
+    # spawn: a forked child would inherit the driver's torch thread pools mid-state
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def map_ordered(executor: Executor | None, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]],
+                on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+    """``[fn(*args) for args in calls]`` on ``executor`` (here when None), in that order.
+
+    ``on_result(i, result)`` is called in the driver as each result arrives (in any order),
+    so that it can be stored at once. A local pool whose process died is rebuilt once and the
+    unfinished calls resubmitted; a second loss is raised.
+    """
+    from concurrent.futures import as_completed
+
+    results: dict[int, Any] = {}
+    if executor is None:
+        for i, args in enumerate(calls):
+            results[i] = fn(*args)
+            if on_result is not None:
+                on_result(i, results[i])
+        return [results[i] for i in range(len(calls))]
+    pool = executor
+    for attempt in range(2):
+        pending = [i for i in range(len(calls)) if i not in results]
+        futures = {pool.submit(fn, *calls[i]): i for i in pending}
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                results[i] = future.result()
+                if on_result is not None:
+                    on_result(i, results[i])
+            break
+        except BrokenProcessPool:
+            if attempt or not isinstance(pool, ProcessPoolExecutor):
+                raise
+            import multiprocessing
+
+            workers = getattr(pool, "_max_workers", 2)
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    if pool is not executor:
+        pool.shutdown(wait=True)
+    return [results[i] for i in range(len(calls))]
+
+
+def _shard_counts(framework_name: str, checkpoint: bytes, suffix: str, data: ArrayDataset) -> tuple[int, int, int]:
+    """In a worker: the correct top-1 and top-5 counts of the model on ``data``'s test split."""
+    from .plugins import load_plugins
+
+    framework = load_plugins().registry.framework(framework_name)
+    with tempfile.TemporaryDirectory(prefix="sigdl-shard-") as tmp:
+        path = Path(tmp) / f"model{suffix}"
+        path.write_bytes(checkpoint)
+        model = framework.load(path)
+    accuracy = framework.evaluate(model, data, "test")
+    n = accuracy.samples
+    return round(accuracy.top1 * n), round(accuracy.top5 * n), n
+
+
+def sharded_accuracy(framework: Framework, model: Model, data: ArrayDataset, split: str,
+                     executor: Executor | None, shards: int, suffix: str = ".model") -> Accuracy:
+    """The model's accuracy on ``split``, its samples cut into ``shards`` evaluated on
+    ``executor``'s workers; the correct counts are summed (bit-identical to serial)."""
+    x, y = data.arrays(split)
+    n = len(y)
+    if n == 0:
+        raise InvalidValueError(f"split '{split}' of '{data.name}' has no samples to test")
+    shards = max(1, min(int(shards), n))
+    with tempfile.TemporaryDirectory(prefix="sigdl-shard-") as tmp:
+        path = framework.save(model, Path(tmp) / f"model{suffix}")
+        checkpoint = Path(path).read_bytes()
+    size = math.ceil(n / shards)
+    empty_x, empty_y = x[:0], y[:0]
+    calls = []
+    for start in range(0, n, size):
+        part = replace(data, x_train=empty_x, y_train=empty_y, x_val=None, y_val=None,
+                       x_test=x[start:start + size], y_test=y[start:start + size])
+        calls.append((framework.name, checkpoint, suffix, part))
+    counts = map_ordered(executor, _shard_counts, calls)
+    top1 = sum(c[0] for c in counts)
+    top5 = sum(c[1] for c in counts)
+    total = sum(c[2] for c in counts)
+    return Accuracy(top1=top1 / total, top5=top5 / total, samples=total)
