@@ -105,6 +105,30 @@ def _fmt(value: float | None, form: str) -> str:
     return "—" if value is None else format(value, form)
 
 
+def render(rows: list[dict], machine: str) -> str:
+    """The Markdown fragment of the rows of ``loop.json``."""
+    lines = ["| run | exit | wall time | user CPU | load before/after | candidates | chosen ratio "
+             "| top-1 drop validation (decided) | top-1 drop test (reported) | fps (batch 1) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        fps = ", ".join(f"{t} {v:.0f}" for t, v in r["fps"].items() if v is not None)
+        lines.append(f"| {r['run']} | {r['exit_code']} | {r['wall_s']:.0f} s | {r['user_cpu_s']:.0f} s | "
+                     f"{r['load_before']:.1f} / {r['load_after']:.1f} | {r['candidates']} | {r['ratio']:.1f}× | "
+                     f"{_fmt(r['validation_drop_points'], '.2f')} pt | {_fmt(r['test_drop_points'], '.2f')} pt | "
+                     f"{fps} |")
+    md_head = (f"Command: `.venv/bin/python bench/loop.py` ({machine}). Each row is one `sigdl run` in a fresh "
+          "process, timed from start to exit; user CPU is the process's own. Taken on a shared machine "
+          "(other engineers' jobs ran on the same two cores; the load average is recorded): read the wall "
+          "times as noisy and the user CPU times as what the run itself needs. The search decides on the "
+          "validation split (10 % of the training data, 400 digits); the test split (1,000 digits) is "
+          "evaluated only for the report.\n\n")
+    md = (md_head + "\n".join(lines) + "\n\nLeNet-5 recipe:\n\n```yaml\n"
+          + LENET5 + "```\n") if any(r["run"] == "lenet5-movidius-jetson" for r in rows) else \
+        md_head + "\n".join(lines) + ("\n\nNot rerun this time: LeNet-5 against Movidius and Jetson "
+                                       "(`.venv/bin/python bench/loop.py lenet5-movidius` measures it).\n")
+    return md
+
+
 def main() -> None:
     only = sys.argv[1:]
     rows = []
@@ -126,22 +150,7 @@ def main() -> None:
         rows = [kept[n] for n in names if n in kept]
     (RESULTS / "loop.json").write_text(json.dumps({"machine": machine, "rows": rows, "lenet5_recipe": LENET5},
                                                   indent=2) + "\n")
-    lines = ["| run | exit | wall time | user CPU | load before/after | candidates | chosen ratio "
-             "| top-1 drop validation (decided) | top-1 drop test (reported) | fps (batch 1) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        fps = ", ".join(f"{t} {v:.0f}" for t, v in r["fps"].items() if v is not None)
-        lines.append(f"| {r['run']} | {r['exit_code']} | {r['wall_s']:.0f} s | {r['user_cpu_s']:.0f} s | "
-                     f"{r['load_before']:.1f} / {r['load_after']:.1f} | {r['candidates']} | {r['ratio']:.1f}× | "
-                     f"{_fmt(r['validation_drop_points'], '.2f')} pt | {_fmt(r['test_drop_points'], '.2f')} pt | "
-                     f"{fps} |")
-    md = (f"Command: `.venv/bin/python bench/loop.py` ({machine}). Each row is one `sigdl run` in a fresh "
-          "process, timed from start to exit; user CPU is the process's own. Taken on a shared machine "
-          "(other engineers' jobs ran on the same two cores; the load average is recorded): read the wall "
-          "times as noisy and the user CPU times as what the run itself needs. The search decides on the "
-          "validation split (10 % of the training data, 400 digits); the test split (1,000 digits) is "
-          "evaluated only for the report.\n\n" + "\n".join(lines) + "\n\nLeNet-5 recipe:\n\n```yaml\n"
-          + LENET5 + "```\n")
+    md = render(rows, machine)
     (RESULTS / "loop.md").write_text(md)
     print(md)
 
