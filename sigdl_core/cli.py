@@ -349,6 +349,8 @@ def run_cmd(
     min_fps: Annotated[Optional[float], typer.Option("--min-fps", help="Budget: fewest fps at batch 1 on every target.")] = None,
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", help="Independent work of the search (the sensitivity grid, sharded re-testing) on this many local processes.")] = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", help="A Dask scheduler, tcp://host:8786, that takes that work instead of the local pool.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: sigdl-runs/<time>-<model>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder where it stopped.")] = None,
     new_data: Annotated[Optional[Path], typer.Option("--new-data", help="A folder of labelled field samples (one subfolder per class) to add to retraining.")] = None,
@@ -404,7 +406,8 @@ def run_cmd(
             mapping["validation"] = validation
         if min_fps is not None:
             mapping["budget"]["min_fps"] = min_fps
-        for key, value in (("train_workers", workers), ("threads_per_worker", threads_per_worker)):
+        for key, value in (("train_workers", workers), ("threads_per_worker", threads_per_worker), ("jobs", jobs),
+                           ("cluster", cluster)):
             if value is not None:
                 mapping.setdefault("accelerate", {})[key] = value
         r = Recipe.from_mapping(mapping, source=r.source)

@@ -290,23 +290,28 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
     candidates: list[dict[str, Any]] = []
     stopped = None
     chosen = None
+    search_seconds = None
     if recipe.compress["chain"]:
+        from .parallel import open_executor
         from .search import Workbench, choose, run_search
 
-        bench = Workbench(
-            plugins=session.plugins, framework=framework, model=model, data=data, recipe=recipe, store=store,
-            baseline_weights=framework.get_weights(model), kinds=framework.layer_kinds(model),
-            baseline_top1=baseline.get("validation_accuracy"), targets=targets, budget=budget, observer=session.observer,
-            new_data=extra, train_data=train_data,
-        )
-        with session.stage("search", {"chain": ",".join(recipe.compress["chain"]),
-                                      "strategy": recipe.search["strategy"]}) as result:
-            candidates, stopped = run_search(bench)
-            chosen = choose(candidates)
-            result.update(candidates=len(candidates), stopped=stopped)
-        if chosen is not None:
-            with session.stage("export", {"candidate": chosen["index"]}) as result:
-                result.update(_write_chosen(session, framework, model, bench, chosen, targets))
+        with open_executor(recipe.accelerate.get("jobs", 1), recipe.accelerate.get("cluster")) as executor:
+            bench = Workbench(
+                plugins=session.plugins, framework=framework, model=model, data=data, recipe=recipe, store=store,
+                baseline_weights=framework.get_weights(model), kinds=framework.layer_kinds(model),
+                baseline_top1=baseline.get("validation_accuracy"), targets=targets, budget=budget, observer=session.observer,
+                new_data=extra, train_data=train_data, executor=executor,
+            )
+            with session.stage("search", {"chain": ",".join(recipe.compress["chain"]),
+                                          "strategy": recipe.search["strategy"]}) as result:
+                search_started = time.perf_counter()
+                candidates, stopped = run_search(bench)
+                search_seconds = time.perf_counter() - search_started
+                chosen = choose(candidates)
+                result.update(candidates=len(candidates), stopped=stopped)
+            if chosen is not None:
+                with session.stage("export", {"candidate": chosen["index"]}) as result:
+                    result.update(_write_chosen(session, framework, model, bench, chosen, targets))
         shortfalls = chosen["shortfalls"] if chosen else []
         met = bool(chosen and chosen["met"])
     else:
@@ -340,6 +345,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         "stopped": stopped,
         "retraining": f"post-training: no retraining ({post_training})" if post_training else None,
         "candidates": candidates,
+        "acceleration": _acceleration(recipe, candidates, search_seconds),
         "stages": session.stages,
         "files": _files(run_dir, chosen, checkpoint),
     }
@@ -351,6 +357,20 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         result.update(files=sorted(report["files"]))
     session.plugins.hook.sigdl_run_finished(run_dir=run_dir, report=report)
     return report
+
+
+def _acceleration(recipe: Recipe, candidates: list[dict[str, Any]], search_seconds: float | None) -> dict[str, Any]:
+    """What ran in parallel, and the search's pace (the baseline's training record, with its
+    workers, measured all-reduce/step ratio and where its time went, is in its stage)."""
+    acc = recipe.accelerate
+    fresh = [c for c in candidates if c.get("seconds") is not None]
+    return {"train_workers": acc.get("train_workers", 1), "threads_per_worker": acc.get("threads_per_worker") or 1,
+            "nnodes": acc.get("nnodes", 1), "jobs": acc.get("jobs", 1), "cluster": acc.get("cluster"),
+            "parallel_parts": (["sensitivity grid", "test-split re-testing (sharded)"]
+                               if acc.get("jobs", 1) > 1 or acc.get("cluster") else []),
+            "search_seconds": round(search_seconds, 3) if search_seconds is not None else None,
+            "candidates_per_minute": (round(60 * len(fresh) / search_seconds, 2)
+                                      if search_seconds and fresh else None)}
 
 
 def _baseline(session: Session, framework: Framework, model: Model, built: bool, data: ArrayDataset,
@@ -460,7 +480,14 @@ def _write_chosen(session: Session, framework: Framework, model: Model, bench: A
     weights, _meta = load_weights(run_dir / "model.sigdl")
     framework.set_weights(model, weights)
     if not bench.data.timing_only:  # the test split, for the report: the choice is made
-        test = framework.evaluate(model, bench.data, "test")
+        if bench.executor is not None:  # sharded on the run's workers; the counts summed: serial's figure
+            from .parallel import sharded_accuracy
+
+            suffix = (session.plugins.registry.get("framework", framework.name).suffixes or (".model",))[0]
+            test = sharded_accuracy(framework, model, bench.data, "test", bench.executor,
+                                    shards=max(2, int(session.recipe.accelerate.get("jobs", 1))), suffix=suffix)
+        else:
+            test = framework.evaluate(model, bench.data, "test")
         chosen["accuracy"], chosen["top5"] = test.top1, test.top5
     onnx_path = framework.export_onnx(model, run_dir / "model.onnx")
     written = []

@@ -35,7 +35,7 @@ from typing import Any
 from .errors import BadInputError, InvalidValueError
 from .interfaces import Accuracy, ArrayDataset, Framework, Model
 
-__all__ = ["map_ordered", "open_executor", "sharded_accuracy"]
+__all__ = ["checkpoint_bytes", "map_ordered", "only_split", "open_executor", "pruned_accuracy", "sharded_accuracy"]
 
 
 @contextlib.contextmanager
@@ -137,9 +137,7 @@ def sharded_accuracy(framework: Framework, model: Model, data: ArrayDataset, spl
     if n == 0:
         raise InvalidValueError(f"split '{split}' of '{data.name}' has no samples to test")
     shards = max(1, min(int(shards), n))
-    with tempfile.TemporaryDirectory(prefix="sigdl-shard-") as tmp:
-        path = framework.save(model, Path(tmp) / f"model{suffix}")
-        checkpoint = Path(path).read_bytes()
+    checkpoint = checkpoint_bytes(framework, model, suffix)
     size = math.ceil(n / shards)
     empty_x, empty_y = x[:0], y[:0]
     calls = []
@@ -152,3 +150,36 @@ def sharded_accuracy(framework: Framework, model: Model, data: ArrayDataset, spl
     top5 = sum(c[1] for c in counts)
     total = sum(c[2] for c in counts)
     return Accuracy(top1=top1 / total, top5=top5 / total, samples=total)
+
+
+def checkpoint_bytes(framework: Framework, model: Model, suffix: str) -> bytes:
+    """The model as the bytes of the framework's own checkpoint, for workers to load safely."""
+    with tempfile.TemporaryDirectory(prefix="sigdl-ckpt-") as tmp:
+        return Path(framework.save(model, Path(tmp) / f"model{suffix}")).read_bytes()
+
+
+def only_split(data: ArrayDataset, split: str) -> ArrayDataset:
+    """``data`` holding only ``split``'s arrays (what a worker needs to evaluate on it)."""
+    x, y = data.arrays(split)
+    empty_x, empty_y = x[:0], y[:0]
+    if split == "validation":
+        return replace(data, x_train=empty_x, y_train=empty_y, x_test=empty_x, y_test=empty_y, x_val=x, y_val=y)
+    return replace(data, x_train=empty_x, y_train=empty_y, x_val=None, y_val=None, x_test=x, y_test=y)
+
+
+def pruned_accuracy(framework_name: str, checkpoint: bytes, suffix: str, compressor_name: str,
+                    weights: dict[str, Any], kinds: dict[str, str], params: dict[str, Any],
+                    data: ArrayDataset, split: str) -> float:
+    """In a worker: the top-1 on ``split`` of the model with ``weights`` compressed by
+    ``compressor_name`` at ``params`` (one point of the search's sensitivity grid)."""
+    from .plugins import load_plugins
+
+    registry = load_plugins().registry
+    framework = registry.framework(framework_name)
+    with tempfile.TemporaryDirectory(prefix="sigdl-point-") as tmp:
+        path = Path(tmp) / f"model{suffix}"
+        path.write_bytes(checkpoint)
+        model = framework.load(path)
+    result = registry.compressor(compressor_name).compress(weights, kinds, params)
+    framework.set_weights(model, result.weights)
+    return framework.evaluate(model, data, split).top1

@@ -170,6 +170,8 @@ class Workbench:
     tried: int = 0
     _groups: Any = None
     _paths: dict[str, Any] = field(default_factory=dict)  # path prefix key -> (weights, result)
+    #: The run's concurrent.futures executor for independent work (sigdl_core.parallel), or None.
+    executor: Any = None
 
     def __post_init__(self) -> None:
         self.decision_data = validation_view(self.data)
@@ -519,6 +521,28 @@ def sensitivity_analysis(bench: Workbench, plan: SearchPlan) -> dict[str, list[l
     curves: dict[str, list[list[float]]] = {}
     total = len(layers) * len(grid)
     done = 0
+    if bench.executor is not None and bench.accuracy_of(bench.baseline_weights) is not None:
+        # independent points: all submitted at once, read back in grid order (as serial)
+        from .parallel import checkpoint_bytes, map_ordered, only_split, pruned_accuracy
+
+        suffix = (bench.plugins.registry.get("framework", bench.framework.name).suffixes or (".model",))[0]
+        bench.framework.set_weights(bench.model, bench.baseline_weights)
+        ckpt = checkpoint_bytes(bench.framework, bench.model, suffix)
+        view = only_split(bench.data, DECISION_SPLIT)
+        base = {k: v for k, v in plan.params[plan.prune].items() if k not in PRUNE_SETTINGS}
+        points = [(name, s) for name in layers for s in grid]
+        calls = [(bench.framework.name, ckpt, suffix, plan.prune, dict(bench.baseline_weights), dict(bench.kinds),
+                  {**base, "sparsity": {name: s}}, view, DECISION_SPLIT) for name, s in points]
+        finished = [0]
+
+        def arrived(_i: int, _top1: float) -> None:
+            finished[0] += 1
+            bench.observer.progress("sensitivity", finished[0], total)
+
+        tops = map_ordered(bench.executor, pruned_accuracy, calls, on_result=arrived)
+        for (name, s), top1 in zip(points, tops):
+            curves.setdefault(name, []).append([s, top1])
+        layers = []  # done
     for name in layers:
         curve = []
         for s in grid:
