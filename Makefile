@@ -24,7 +24,7 @@ $(PY):
 # torch is pinned first: the local CPU wheel; any looser range pulls GBs of CUDA packages.
 $(STAMP): $(PY) pyproject.toml $(PLUGIN_PROJECTS)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[test,docs,plugin-dev]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
+	$(PIP) install --quiet -e '.[test,docs,plugin-dev,cluster]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 	touch $(STAMP)
 
 install: $(STAMP)
