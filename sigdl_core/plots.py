@@ -93,7 +93,9 @@ def accuracy_vs_ratio_figure(report: Mapping[str, Any]) -> Any:
     for met, colour, marker, label in ((True, "tab:green", "o", "meets the budget"),
                                        (False, "tab:red", "x", "misses the budget")):
         xs = [p[0] for p, m in shown if bool(m) == met]
-        ax.scatter(xs, [p[1] for p, m in shown if bool(m) == met], c=colour, marker=marker, label=label, zorder=3)
+        if xs:
+            ax.scatter(xs, [p[1] for p, m in shown if bool(m) == met], c=colour, marker=marker, label=label,
+                       zorder=3)
     if below:
         ax.scatter([p[0] for p in below], [low] * len(below), c="tab:red", marker="v", zorder=3,
                    label=f"below {low:.0f} % (drawn on the edge)")
@@ -105,6 +107,10 @@ def accuracy_vs_ratio_figure(report: Mapping[str, Any]) -> Any:
         ax.axhline(100 * baseline, c="grey", lw=1, label="baseline")
         if floor is not None:
             ax.axhline(100 * floor, c="tab:orange", lw=1, ls=":", label="budget floor")
+            margin = (report.get("chosen") or {}).get("noise_margin")
+            if margin:
+                ax.axhline(100 * floor + margin, c="tab:purple", lw=1, ls="-.",
+                           label=f"floor + {margin:.2f}-pt margin\n(what the search kept)")
     chosen = report.get("chosen") or {}
     if chosen.get("ratio") and chosen.get("validation_accuracy") is not None:
         ax.scatter([chosen["ratio"]], [100 * chosen["validation_accuracy"]], s=220, facecolors="none",
