@@ -36,7 +36,9 @@ compressor plugins:
 ``state["frequency"]``
     name → ``{"mask", "coefficients", "values"}``: the weight is ``idct2`` of float32
     ``coefficients`` (zero outside the boolean ``mask``; float16-exact when ``values`` is
-    ``"f16"``), stored in the dct-sparse layout.
+    ``"f16"``), stored in the dct-sparse layout; with ``representation`` ``"codebook"`` the
+    ``indices`` (of the coefficients' shape) share the kept coefficients, stored as codebook
+    values.
 ``state["encoding"]``
     set by a coding stage: ``{"coder": "auto"|"huffman"|"rans"|"fixed", "gap_bits": {name:
     bits or "auto"}, "others": "f32"|"f16"}``. Without it the streams are stored at a fixed
@@ -282,14 +284,20 @@ def _circulant_layer(name: str, w: np.ndarray, block: int, how: str | None, indi
 
 
 def _dct_sparse_layer(name: str, w: np.ndarray, setting: Mapping[str, Any], bits: int | str,
-                      coder: str) -> ArtifactLayer | None:
-    """The dct-sparse layer of ``w``: its stored coefficients when they give ``w`` exactly."""
+                      coder: str, shared: tuple[np.ndarray, Any] | None = None) -> ArtifactLayer | None:
+    """The dct-sparse layer of ``w``: its stored coefficients when they give ``w`` exactly.
+
+    ``shared`` = ``(codebook, indices)`` when a quantizer shared the kept coefficients
+    (``indices`` of the coefficients' shape): they are stored as codebook values.
+    """
     mask = np.asarray(setting["mask"], bool)
     coefficients = np.asarray(setting["coefficients"], np.float32)
     if mask.shape != w.shape or coefficients.shape != w.shape or np.any(coefficients[~mask] != 0):
         return None
     if not np.array_equal(idct2(coefficients), w):
         return None  # retrained without the projection: not the weights these coefficients give
+    if shared is not None and np.shape(shared[1]) == w.shape:
+        return as_dct_sparse_layer(_codebook_layer(name, coefficients, shared[1], shared[0], mask, bits, coder))
     half = setting.get("values") == "f16"
     if half and not np.array_equal(coefficients.astype(np.float16).astype(np.float32), coefficients):
         return None
@@ -361,7 +369,9 @@ def build_artifact_layers(
                 layers.append(layer)
                 continue
         if name in frequency and mask is None:
-            layer = _dct_sparse_layer(name, w, frequency[name], bits, coder)
+            layer = _dct_sparse_layer(name, w, frequency[name], bits, coder,
+                                      (np.asarray(codebooks.get(name, [])), indices[name])
+                                      if how == "codebook" and name in indices else None)
             if layer is not None:
                 layers.append(layer)
                 continue

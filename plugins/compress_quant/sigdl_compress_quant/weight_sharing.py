@@ -30,6 +30,12 @@ small codebook. The paper's choices, followed here:
   than for training, or pass ``centroid_update="mean"``, which moves a centroid by the
   *average* step of its weights instead.
 
+**Frequency-pruned layers** (``state["frequency"]``, from ``freq-prune``) are shared in the
+frequency domain: the kept 2-D DCT coefficients are clustered (centroids rounded to float16
+where the layer's coefficients are float16), the layer becomes ``idct2`` of the shared
+coefficients, and :class:`FrequencySharedProjection` keeps them shared and pruned through
+retraining; the ``.sigdl`` writer stores them in the dct-sparse layout with codebook values.
+
 The 1-D k-means is exact Lloyd iteration done on the sorted weights: with the weights sorted
 once and prefix sums of them, an iteration costs ``O(k log n)`` (a ``searchsorted`` of the
 ``k - 1`` cluster boundaries), so the run is dominated by one sort and one final assignment
@@ -48,6 +54,7 @@ import numpy as np
 from sigdl_core.entropy import gaps_from_positions
 from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import CompressionResult, Compressor, LayerEncoding
+from sigdl_core.structured_weights import dct2, idct2
 
 from .parameters import QUANT_PARAMS
 from .layer_settings import bits_per_layer, check_kinds, check_params, check_quantizable, select_layers
@@ -173,6 +180,74 @@ class SharedWeightProjection:
         return f"SharedWeightProjection({len(self.labels)} layers, update={self.update})"
 
 
+class FrequencySharedProjection:
+    """Keeps frequency-pruned layers' kept DCT coefficients shared (tied to their centroids).
+
+    For each layer whose weights are no longer ``idct2`` of its current coefficients (an
+    optimizer step moved them), the step is taken into the DCT domain: ``X' = dct2(W')``, each
+    centroid moves by its cluster's step on the kept coefficients (``sum`` or ``mean``, as
+    :class:`SharedWeightProjection`), pruned coefficients stay zero, and ``W = idct2(X)``.
+    ``settings`` are the layers' ``state["frequency"]`` entries, whose ``coefficients`` are
+    updated in place (the ``.sigdl`` writer stores them). Weights that already are what the
+    coefficients give are left alone, so the projection is idempotent.
+    """
+
+    def __init__(self, settings: Mapping[str, dict[str, Any]], labels: Mapping[str, np.ndarray],
+                 codebooks: Mapping[str, np.ndarray], update: str = "sum") -> None:
+        self.settings = dict(settings)
+        self.labels = dict(labels)
+        self.codebooks = dict(codebooks)
+        self.positions = {n: np.flatnonzero(np.asarray(s["mask"], bool).ravel()) for n, s in self.settings.items()}
+        self.counts = {n: np.bincount(lab, minlength=len(self.codebooks[n])) for n, lab in self.labels.items()}
+        self.update = update
+
+    def __call__(self, weights: dict[str, np.ndarray]) -> None:
+        for name, setting in self.settings.items():
+            array = weights.get(name)
+            if array is None:
+                continue
+            coefficients = setting["coefficients"]
+            if tuple(array.shape) != tuple(coefficients.shape):
+                raise InvalidValueError(
+                    f"weight '{name}' has shape {tuple(array.shape)}, its shared DCT coefficients were made "
+                    f"for {tuple(coefficients.shape)}", "quantize the model again after changing its layers")
+            if np.array_equal(idct2(coefficients), array):
+                continue
+            pos, labels, c = self.positions[name], self.labels[name], self.codebooks[name]
+            current = dct2(array).ravel()[pos]
+            step = np.bincount(labels, weights=current - c[labels], minlength=len(c))
+            if self.update == "mean":
+                step = step / np.maximum(self.counts[name], 1)
+            moved = (c.astype(np.float64) + step).astype(np.float32)
+            c[:] = moved.astype(np.float16).astype(np.float32) if setting.get("values") == "f16" else moved
+            flat = np.zeros(coefficients.size, np.float32)
+            flat[pos] = c[labels]
+            coefficients[...] = flat.reshape(coefficients.shape)
+            array[...] = idct2(coefficients)
+
+    def __repr__(self) -> str:
+        return f"FrequencySharedProjection({sorted(self.settings)}, update={self.update})"
+
+
+def _share_frequency_layer(name: str, setting: Mapping[str, Any], bits: int,
+                           iterations: int) -> tuple[dict[str, Any], np.ndarray, KMeansResult, np.ndarray]:
+    """k-means of a frequency-pruned layer's kept DCT coefficients: its new ``state["frequency"]``
+    entry (with the shared coefficients), the spatial weights, the clustering and the index array."""
+    mask = np.asarray(setting["mask"], bool)
+    coefficients = np.asarray(setting["coefficients"], np.float32)
+    pos = np.flatnonzero(mask.ravel())
+    km = kmeans_1d(coefficients.ravel()[pos], 1 << bits, iterations)
+    if setting.get("values") == "f16":  # the layer keeps float16-exact coefficients
+        km.centroids = km.centroids.astype(np.float16).astype(np.float32)
+    flat = np.zeros(coefficients.size, np.float32)
+    flat[pos] = km.centroids[km.labels]
+    shared = flat.reshape(coefficients.shape)
+    idx = np.zeros(coefficients.size, _int_dtype(max(len(km.centroids), 1)))
+    idx[pos] = km.labels
+    entry = {**setting, "mask": mask, "coefficients": shared}
+    return entry, idct2(shared), km, idx.reshape(coefficients.shape)
+
+
 def _int_dtype(k: int) -> np.dtype:
     return np.dtype(np.uint8) if k <= 256 else np.dtype(np.uint16)
 
@@ -208,7 +283,25 @@ def share_weights(
     positions: dict[str, np.ndarray | None] = {}
     labels: dict[str, np.ndarray] = {}
     proj_masks: dict[str, np.ndarray | None] = {}
+    frequency = dict(state.get("frequency") or {})
+    in_frequency = {n: frequency[n] for n in names if n in frequency and n not in masks
+                    and np.shape(frequency[n].get("mask")) == np.shape(weights[n])}
+    shared_settings: dict[str, dict[str, Any]] = {}
+    freq_labels: dict[str, np.ndarray] = {}
     for name in names:
+        if name in in_frequency:
+            t0 = time.perf_counter()
+            entry, out[name], km, idx = _share_frequency_layer(name, in_frequency[name], widths[name], iterations)
+            seconds = time.perf_counter() - t0
+            frequency[name] = shared_settings[name] = entry
+            codebooks[name], indices[name], representation[name] = km.centroids, idx, "codebook"
+            freq_labels[name] = km.labels
+            kept, k = int(km.labels.size), len(km.centroids)
+            layers[name] = LayerEncoding(
+                name=name, shape=tuple(out[name].shape), kept=kept, weight_bits=kept * widths[name] + 32 * k,
+                index_bits=8 * kept, details={"bits": widths[name], "clusters": k, "domain": "dct",
+                                              "kmeans_iterations": km.iterations, "kmeans_seconds": round(seconds, 4)})
+            continue
         w = out[name]
         mask = masks.get(name)
         check_quantizable(name, w, mask)
@@ -254,8 +347,15 @@ def share_weights(
     # A block-circulant layer (state["circulant"]: name -> block b) holds each free value b
     # times; its "sum" update counts each free value once, as the circulant projection does.
     copies = {n: int(b) for n, b in (state.get("circulant") or {}).items() if n in names}
-    projection = SharedWeightProjection(positions, labels, {n: codebooks[n] for n in names}, proj_masks, shapes,
-                                        update, others, copies)
+    spatial = [n for n in names if n not in shared_settings]
+    projection = SharedWeightProjection(positions, labels, {n: codebooks[n] for n in spatial}, proj_masks,
+                                        {n: shapes[n] for n in spatial}, update, others, copies)
+    if shared_settings:
+        # Structural, so that it runs after the freq-prune projection (which then changes
+        # nothing: the shared coefficients are what it keeps) and after every later stage's.
+        state["frequency"] = frequency
+        state["structure_projections"] = list(state.get("structure_projections") or []) + [
+            FrequencySharedProjection(shared_settings, freq_labels, {n: codebooks[n] for n in shared_settings}, update)]
     return CompressionResult(weights=out, projection=projection, layers=layers, state=state)
 
 
