@@ -172,7 +172,7 @@ def accuracy_part(quick: bool) -> dict[str, Any]:
     from sigdl_core.compression import build_artifact_layers, chain_compressors, summary
     from sigdl_core.interfaces import TrainSettings
     from sigdl_core.plugins import load_plugins
-    from sigdl_framework_torch.datasets import load_mnist5k
+    from sigdl_datasets.loaders import load_mnist5k
     from sigdl_framework_torch.framework import TorchFramework
 
     torch.set_num_threads(1)

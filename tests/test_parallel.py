@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def trained():
     pytest.importorskip("sigdl_framework_torch")
     from sigdl_core.interfaces import TrainSettings
-    from sigdl_framework_torch.datasets import load_digits
+    from sigdl_datasets.loaders import load_digits
     from sigdl_framework_torch.framework import TorchFramework
 
     fw = TorchFramework()

@@ -1,10 +1,11 @@
-"""SigDL's PyTorch framework plugin: zoo models, datasets, training, safe checkpoints, ONNX.
+"""SigDL's PyTorch framework plugin: zoo models, training, safe checkpoints, ONNX.
 
 The public API::
 
     from sigdl_framework_torch.framework import TorchFramework   # the Framework
     from sigdl_framework_torch.models import build_module         # the six architectures
-    from sigdl_framework_torch import datasets                    # the five dataset loaders
+
+The datasets the zoo trains on are in ``sigdl_datasets.loaders`` (plugin ``sigdl-datasets``).
 
 Importing this package imports neither torch nor NumPy (the plugin's hook module,
 :mod:`sigdl_framework_torch.plugin`, is loaded by ``sigdl plugins``); ``TorchFramework`` is

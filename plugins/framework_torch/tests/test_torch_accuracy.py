@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sigdl_core.interfaces import TrainSettings
-from sigdl_framework_torch.datasets import load_mnist5k
+from sigdl_datasets.loaders import load_mnist5k
 from sigdl_framework_torch.framework import RECOMMENDED_SETTINGS, TorchFramework
 
 

@@ -12,7 +12,7 @@ import pytest
 from sigdl_core.accelerate import DataParallel, WorkerLostError, train
 from sigdl_core.errors import InvalidValueError
 from sigdl_core.interfaces import TrainSettings
-from sigdl_framework_torch.datasets import load_digits
+from sigdl_datasets.loaders import load_digits
 from sigdl_framework_torch.distributed import choose_backend
 from sigdl_framework_torch.framework import TorchFramework
 

@@ -20,7 +20,7 @@ from sigdl_core.errors import (
     UnsupportedModelError,
 )
 from sigdl_core.interfaces import COMPRESSIBLE_KINDS, ArrayDataset, Framework, TrainSettings
-from sigdl_framework_torch.datasets import load_digits, load_mnist5k
+from sigdl_datasets.loaders import load_digits, load_mnist5k
 from sigdl_framework_torch.framework import TorchFramework
 from sigdl_framework_torch.optimization import make_optimizer, make_scheduler
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from sigdl_core.errors import InvalidValueError
 from torch import nn
 
-from sigdl_framework_torch.datasets import load_mnist5k
+from sigdl_datasets.loaders import load_mnist5k
 from sigdl_framework_torch.models import build_module
 from sigdl_framework_torch.sparse import (
     SparseLinear,

