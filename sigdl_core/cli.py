@@ -518,10 +518,14 @@ def compress_cmd(
                                   require_retraining=bool(retrain_epochs and retrain_epochs > 0)))
     chosen = report["chosen"]
     summary = {"model": model, "chain": chosen["settings"], "baseline_accuracy": report["baseline"]["accuracy"],
-               "accuracy": chosen["accuracy"], "original_bytes": chosen["original_bytes"],
+               "accuracy": chosen.get("accuracy"), "original_bytes": chosen["original_bytes"],
                "artifact_bytes": chosen["artifact_bytes"], "ratio": chosen["ratio"], "layers": chosen["layers"],
                "retraining": report.get("retraining"),
                "files": {"sigdl": str(out / "model.sigdl"), "onnx": str(out / "model.onnx")}}
+    if "frequency_onnx" in report["files"]:  # a frequency-domain compressor's DFT form, beside model.onnx
+        summary["files"]["frequency_onnx"] = str(out / report["files"]["frequency_onnx"])
+        summary["frequency_form"] = chosen.get("frequency_form")
+        summary["execution_plan"] = chosen.get("execution_plan")
     atomic_write_json(out / "summary.json", summary)
     if json_out:
         _emit_json(summary)
@@ -537,7 +541,8 @@ def compress_cmd(
                   for n, l in summary["layers"].items()]))
     if summary["retraining"]:
         _print(summary["retraining"])
-    _print(f"wrote {out / 'model.sigdl'}, {out / 'model.onnx'}, {out / 'summary.json'}")
+    freq = f", {summary['files']['frequency_onnx']}" if "frequency_onnx" in summary["files"] else ""
+    _print(f"wrote {out / 'model.sigdl'}, {out / 'model.onnx'}{freq}, {out / 'summary.json'}")
 
 
 @app.command("decode")

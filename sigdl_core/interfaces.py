@@ -175,14 +175,45 @@ class ArrayDataset:
 
 @dataclass(frozen=True)
 class Accuracy:
-    """Top-1 and top-5 accuracy as fractions in [0, 1], on ``samples`` samples."""
+    """Top-1 and top-5 accuracy as fractions in [0, 1], on ``samples`` samples.
+
+    ``correct`` (optional) is the per-sample top-1 hit, a boolean array of ``samples``
+    entries in the split's order: two models scored on the same samples can then be compared
+    by a paired statistic (:func:`paired_difference`). Frameworks fill it in ``evaluate``;
+    it is not part of :meth:`to_dict` (which stays JSON-clean) nor of equality.
+    """
 
     top1: float
     top5: float
     samples: int
+    correct: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, float | int]:
         return {"top1": self.top1, "top5": self.top5, "samples": self.samples}
+
+
+def paired_difference(candidate: Any, reference: Any) -> tuple[float, float, int, int]:
+    """The accuracy difference of two models scored on the same samples, and its standard error.
+
+    ``candidate`` and ``reference`` are per-sample top-1 hits (:attr:`Accuracy.correct`).
+    With ``b`` the samples only the reference gets right and ``c`` those only the candidate
+    gets right, the difference is ``(c - b) / n`` and its standard error is that of a mean of
+    per-sample differences in {-1, 0, 1}: ``sqrt((b + c) - (c - b)^2 / n) / n`` (McNemar's
+    ``sqrt(b + c) / n`` less the squared mean). Samples both models get right or wrong add
+    nothing to it, so two models that agree on most samples have a far smaller standard error
+    of their difference than either accuracy alone. Returns ``(difference, se, b, c)``.
+    """
+    import numpy as np
+
+    cand = np.asarray(candidate, dtype=bool).ravel()
+    ref = np.asarray(reference, dtype=bool).ravel()
+    if cand.shape != ref.shape or not cand.size:
+        raise InvalidValueError(f"paired accuracies need the same samples: {cand.size} and {ref.size} hits given")
+    n = cand.size
+    b = int(np.count_nonzero(ref & ~cand))
+    c = int(np.count_nonzero(cand & ~ref))
+    se = math.sqrt(max(0.0, (b + c) - (c - b) ** 2 / n)) / n
+    return (c - b) / n, se, b, c
 
 
 #: Learning-rate schedules every framework knows; a framework may take more by name (its own
@@ -415,6 +446,18 @@ class Framework(ABC):
         """
         return None
 
+    def execution_plan(self, model: Model) -> list[dict[str, Any]] | None:
+        """How this framework would run each layer of ``model`` fastest on this machine, or
+        None (the default: it has one way only).
+
+        A framework with several execution paths (direct, FFT, block-circulant FFT) times
+        them per layer at batch 1 and returns one JSON-ready record per layer:
+        ``{"layer", "kind", "shape", "input_shape", "timings_ms": {path: ms}, "chosen"}``.
+        The loop asks only when the chosen chain wrote a frequency form (timing costs
+        seconds) and records the plan in the report.
+        """
+        return None
+
     def train_data_parallel(
         self,
         model: Model,
@@ -538,6 +581,20 @@ class Compressor(ABC):
         weights (a layer name that matches nothing) stay in :meth:`compress`. The default
         accepts everything.
         """
+
+    def export_frequency_form(self, onnx_path: Path, out_path: Path) -> list[dict[str, Any]] | None:
+        """Writes a second form of the dense ONNX model ``onnx_path`` to ``out_path``: the
+        one this compressor's structure runs fastest in (e.g. block-circulant layers through
+        ONNX ``DFT``), naming ``onnx_path`` as its dense equivalent
+        (:data:`sigdl_core.targets.DENSE_EQUIVALENT_KEY`).
+
+        The loop calls it for every compressor of the chosen chain, in order, after writing
+        ``model.onnx``; from the second writer on, ``onnx_path`` is ``out_path`` itself
+        (convert in place). Returns one JSON-ready record per layer it rewrote, or None
+        when it wrote nothing (the default: no such form). Raises
+        :class:`~sigdl_core.errors.BadInputError` when the model cannot take that form.
+        """
+        return None
 
 
 # --------------------------------------------------------------------------- targets, emulators

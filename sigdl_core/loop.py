@@ -499,7 +499,41 @@ def _write_chosen(session: Session, framework: Framework, model: Model, bench: A
             written.append(str(Path(path).relative_to(run_dir)))
         else:
             folder.rmdir()
-    return {"sigdl": "model.sigdl", "onnx": onnx_path.name, "target_models": written}
+    exported = {"sigdl": "model.sigdl", "onnx": onnx_path.name, "target_models": written}
+    exported.update(_frequency_form(session, framework, model, onnx_path, chosen))
+    return exported
+
+
+#: The frequency form of the chosen model, beside ``model.onnx`` (see
+#: :meth:`~sigdl_core.interfaces.Compressor.export_frequency_form`).
+FREQUENCY_ONNX = "model.freq.onnx"
+
+
+def _frequency_form(session: Session, framework: Framework, model: Model, onnx_path: Path,
+                    chosen: dict[str, Any]) -> dict[str, Any]:
+    """Writes ``model.freq.onnx`` when a compressor of the chain has a frequency form, and
+    then records the framework's per-layer execution plan (timed here) in ``chosen``."""
+    out = session.run_dir / FREQUENCY_ONNX
+    out.unlink(missing_ok=True)  # never a stale form from an earlier run in this folder
+    layers: list[dict[str, Any]] = []
+    source = onnx_path
+    for name in dict.fromkeys(session.recipe.compress["chain"]):
+        try:
+            records = session.plugins.registry.compressor(name).export_frequency_form(source, out)
+        except BadInputError as exc:
+            chosen["frequency_form"] = {"file": None, "note": f"{name}: {exc.one_line()}"}
+            out.unlink(missing_ok=True)
+            return {}
+        if records is not None:
+            layers.extend(records)
+            source = out
+    if source is onnx_path:
+        return {}
+    chosen["frequency_form"] = {"file": FREQUENCY_ONNX, "dense_equivalent": onnx_path.name, "layers": layers}
+    plan = framework.execution_plan(model)
+    if plan is not None:
+        chosen["execution_plan"] = plan
+    return {"frequency_onnx": FREQUENCY_ONNX}
 
 
 def _files(run_dir: Path, chosen: dict[str, Any] | None, checkpoint: Path) -> dict[str, Any]:
@@ -508,4 +542,6 @@ def _files(run_dir: Path, chosen: dict[str, Any] | None, checkpoint: Path) -> di
     if chosen is not None:
         files["sigdl"] = "model.sigdl"
         files["target_models"] = sorted(str(p.relative_to(run_dir)) for p in (run_dir / "targets").glob("*/*"))
+        if (run_dir / FREQUENCY_ONNX).is_file():
+            files["frequency_onnx"] = FREQUENCY_ONNX
     return files

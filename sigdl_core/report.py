@@ -154,6 +154,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             [[n, f"{l.get('kept', 0):,}", f"{l.get('total', 0):,}", _fmt(l.get("bits_per_weight")),
               f"{l.get('index_bits', 0):,}", f"{l.get('entropy_bits', 0):,.0f}" if l.get("entropy_bits") is not None else "—"]
              for n, l in chosen["layers"].items()])]
+    if chosen and chosen.get("execution_plan"):
+        out += ["", "## Execution plan (per layer, timed on this machine at batch 1)", "", markdown_table(
+            ["layer", "kind", "shape", "chosen", "timings (ms)"],
+            [[p.get("layer"), p.get("kind"), "×".join(str(d) for d in p.get("shape") or []), p.get("chosen"),
+              ", ".join(f"{k} {v:.3f}" for k, v in (p.get("timings_ms") or {}).items()) or "direct only"]
+             for p in chosen["execution_plan"]])]
+    freq = (chosen or {}).get("frequency_form")
+    if freq:
+        out += ["", f"Frequency form: `{freq['file']}` ({len(freq.get('layers') or [])} layers through ONNX DFT; "
+                    f"dense equivalent `{freq.get('dense_equivalent')}`)." if freq.get("file")
+                else f"No frequency form: {freq.get('note')}."]
     cands = report.get("candidates") or []
     if cands:
         out += ["", f"## Candidates ({len(cands)})", "", markdown_table(

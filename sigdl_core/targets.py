@@ -464,13 +464,72 @@ def export_target_model(registry: Registry, target: BoundTarget, onnx_path: Path
     return method(onnx_path, target.spec, data, folder)
 
 
+#: ONNX ``metadata_props`` key under which a derived model (the frequency form a compressor
+#: writes beside ``model.onnx``) names its dense equivalent: a file name in the same folder.
+DENSE_EQUIVALENT_KEY = "sigdl.dense_equivalent"
+
+
+def dense_equivalent(onnx_path: Path) -> Path | None:
+    """The dense model that the ONNX model at ``onnx_path`` names as its equivalent, or None.
+
+    Only a plain file name beside ``onnx_path`` is followed (never a path elsewhere), and
+    only when that file exists; an unreadable model names none.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # not ONNX: the emulator has already said so
+        return None
+    for prop in model.metadata_props:
+        if prop.key != DENSE_EQUIVALENT_KEY:
+            continue
+        name = prop.value
+        if not name or Path(name).name != name or name in (".", ".."):
+            return None
+        path = Path(onnx_path).parent / name
+        if path.is_file() and path.resolve() != Path(onnx_path).resolve():
+            return path
+    return None
+
+
 def emulate_target(registry: Registry, target: BoundTarget, onnx_path: Path,
                    data: ArrayDataset | None) -> EmulationReport:
     """Re-tests the ONNX model at ``onnx_path`` on one bound target, with its options.
 
     A real board runs the model in the form its target's own emulator would (the int8 QDQ
     model for ``precision=int8``), so that board and emulator are compared on one model.
+
+    When the target refuses operators of the model (the emulator lists them in
+    ``extra["unsupported"]``, e.g. ``DFT`` on the MA2450's NCSDK v1) and the model names a
+    dense equivalent beside it (:data:`DENSE_EQUIVALENT_KEY`, written with the frequency
+    form), the dense model is re-tested instead: the report is the dense model's, with a
+    warning and ``extra["fallback"]`` saying that it fell back and why.
     """
+    report = _emulate_once(registry, target, onnx_path, data)
+    unsupported = report.extra.get("unsupported")
+    if report.fits or not unsupported:
+        return report
+    dense = dense_equivalent(Path(onnx_path))
+    if dense is None:
+        return report
+    ops = sorted({str(u.get("op_type")) for u in unsupported if isinstance(u, Mapping) and u.get("op_type")})
+    fallback = _emulate_once(registry, target, dense, data)
+    fallback.warnings.insert(0, f"fell back to the dense model {dense.name}: {target.name} does not run "
+                                f"{Path(onnx_path).name} ({', '.join(ops) or 'unsupported operators'})")
+    fallback.extra["fallback"] = {"requested": Path(onnx_path).name, "ran": dense.name, "operators": ops,
+                                  "unsupported": list(unsupported)}
+    from .interfaces import Method, Provenance
+
+    fallback.provenance["model_run"] = Provenance(
+        Method.ANALYTICAL, f"the dense equivalent {dense.name}: the target's operator check refused "
+                           f"{', '.join(ops) or 'operators'} in {Path(onnx_path).name}")
+    return fallback
+
+
+def _emulate_once(registry: Registry, target: BoundTarget, onnx_path: Path,
+                  data: ArrayDataset | None) -> EmulationReport:
+    """One emulation of ``onnx_path`` on ``target`` (see :func:`emulate_target`)."""
     if target.twin is None:
         return registry.emulator(target.emulator.name).emulate(onnx_path, target.spec, data, dict(target.options))
     import inspect

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,3 +184,9 @@ class CirculantCompressor(Compressor):
     def compress(self, weights: Mapping[str, np.ndarray], kinds: Mapping[str, str], params: Mapping[str, Any],
                  previous: CompressionResult | None = None) -> CompressionResult:
         return make_circulant(weights, kinds, params, previous)
+
+    def export_frequency_form(self, onnx_path: Path, out_path: Path) -> list[dict[str, Any]] | None:
+        """Block-circulant ``Gemm`` layers through ONNX ``DFT`` (:mod:`.onnx_frequency`)."""
+        from .onnx_frequency import export_frequency_form
+
+        return export_frequency_form(onnx_path, out_path, convolutions=False)

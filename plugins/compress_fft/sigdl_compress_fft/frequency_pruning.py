@@ -17,14 +17,17 @@ than in the spatial domain at the same accuracy. Here:
   ``.sigdl`` writer stores in the dct-sparse layout (relative-indexed and entropy-coded like
   the sparse layout).
 
-A later ``quant`` stage should leave these layers alone (``quant.kinds=fc``): shared
-spatial values and sparse DCT coefficients cannot both hold, and the frequency form is the
-one kept (its projection runs after every later stage's).
+A later ``quant`` stage shares these layers' kept DCT coefficients (a codebook in the
+frequency domain, stored in the dct-sparse layout with codebook values; see
+:mod:`sigdl_compress_quant.weight_sharing`), so ``freq-prune,quant,encode`` works with the
+defaults. ``int8`` and ``fp16`` know nothing of the frequency form: this projection, which
+runs after every later stage's, puts such layers back into it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -148,3 +151,10 @@ class FrequencyPruner(Compressor):
     def compress(self, weights: Mapping[str, np.ndarray], kinds: Mapping[str, str], params: Mapping[str, Any],
                  previous: CompressionResult | None = None) -> CompressionResult:
         return prune_frequencies(weights, kinds, params, previous)
+
+    def export_frequency_form(self, onnx_path: Path, out_path: Path) -> list[dict[str, Any]] | None:
+        """Stride-1 convolutions (and block-circulant ``Gemm`` layers) through ONNX ``DFT``
+        (:mod:`.onnx_frequency`)."""
+        from .onnx_frequency import export_frequency_form
+
+        return export_frequency_form(onnx_path, out_path, convolutions=True)

@@ -263,18 +263,44 @@ def _conv_frequency_nodes(node: Any, attrs: dict[str, Any], inits: dict[str, Any
     return nodes, record
 
 
-def write_frequency_form(src: Path | str, dst: Path | str, convolutions: bool = False) -> list[dict[str, Any]]:
-    """Reads the ONNX model ``src``, writes its frequency form to ``dst`` atomically."""
+def write_frequency_form(src: Path | str, dst: Path | str, convolutions: bool = False,
+                         only_if_changed: bool = False) -> list[dict[str, Any]]:
+    """Reads the ONNX model ``src``, writes its frequency form to ``dst`` atomically.
+
+    When ``dst`` lies beside ``src``, the written model names ``src`` as its dense
+    equivalent (:data:`sigdl_core.targets.DENSE_EQUIVALENT_KEY`), so that a target without
+    ``DFT`` re-tests the dense model instead. ``only_if_changed``: write nothing when no
+    layer was replaced.
+    """
     import onnx
     from sigdl_core.files import atomic_write_bytes
+    from sigdl_core.targets import DENSE_EQUIVALENT_KEY
 
     try:
         model = onnx.load(str(src))
     except Exception as exc:  # a protobuf decode error, a missing file
         raise BadInputError(f"cannot read ONNX model '{src}': {exc}", "give an .onnx file") from None
     converted, replaced = frequency_form(model, convolutions=convolutions)
-    atomic_write_bytes(Path(dst), converted.SerializeToString())
+    if only_if_changed and not replaced:
+        return replaced
+    src, dst = Path(src), Path(dst)
+    if src.resolve() != dst.resolve():  # converting in place keeps the dense model it names
+        kept = [p for p in converted.metadata_props if p.key != DENSE_EQUIVALENT_KEY]
+        del converted.metadata_props[:]
+        converted.metadata_props.extend(kept)
+        if src.resolve().parent == dst.resolve().parent:
+            converted.metadata_props.add(key=DENSE_EQUIVALENT_KEY, value=src.name)
+    atomic_write_bytes(dst, converted.SerializeToString())
     return replaced
+
+
+def export_frequency_form(onnx_path: Path | str, out_path: Path | str,
+                          convolutions: bool) -> list[dict[str, Any]] | None:
+    """:meth:`sigdl_core.interfaces.Compressor.export_frequency_form` of both compressors:
+    the frequency form of ``onnx_path`` at ``out_path``, or None (nothing written) when no
+    layer takes it."""
+    replaced = write_frequency_form(onnx_path, out_path, convolutions=convolutions, only_if_changed=True)
+    return replaced or None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -473,6 +473,11 @@ class TorchFramework(Framework):
         module, plans = frequency_module(self._module(model), example, repeats=repeats)
         return module, [p.to_dict() for p in plans]
 
+    def execution_plan(self, model: Model) -> list[dict]:
+        """The per-layer plan of :meth:`frequency_module` at batch 1: direct, FFT convolution or
+        block-circulant FFT, each timed here (lower quartile of interleaved calls)."""
+        return self.frequency_module(model, batch_size=1)[1]
+
     # ------------------------------------------------------------------ training
 
     def _tensors(self, model: Model, data: ArrayDataset, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -519,6 +524,7 @@ class TorchFramework(Framework):
         x, y = self._tensors(model, data, split)
         batch = max(1, min(1024, _EVAL_VALUES_PER_BATCH // max(1, math.prod(model.input_shape))))
         correct1 = correct5 = 0
+        hits = []  # per-sample top-1 hits (Accuracy.correct)
         was_training = module.training
         module.eval()
         try:
@@ -529,12 +535,15 @@ class TorchFramework(Framework):
                     yb = y[i : i + batch]
                     k = min(5, logits.shape[1])
                     top = logits.topk(k, dim=1).indices
-                    correct1 += int((top[:, 0] == yb).sum())
+                    hit = top[:, 0] == yb
+                    hits.append(hit.cpu().numpy())
+                    correct1 += int(hit.sum())
                     correct5 += int((top == yb[:, None]).any(dim=1).sum())
         finally:
             module.train(was_training)
         n = len(y)
-        return Accuracy(top1=correct1 / n, top5=correct5 / n, samples=n)
+        correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
+        return Accuracy(top1=correct1 / n, top5=correct5 / n, samples=n, correct=correct)
 
     # ------------------------------------------------------------------ ONNX
 
