@@ -46,7 +46,7 @@ docs: install
 
 # The benchmarks, then BENCHMARKS.md written from their results (bench/results/*.md).
 BENCHES := cli_startup emulation_calibration arm_calibration quant_coding_speed \
-           sparse_fc model_inference deep_compression loop fft frameworks
+           sparse_fc model_inference deep_compression loop fft frameworks acceleration
 bench: install
 	@set -e; for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py; done
 	$(PY) bench/benchmarks_md.py
@@ -54,9 +54,10 @@ bench: install
 # Each plugin alone: a fresh venv with only the core and that plugin (and its test extra),
 # then that plugin's tests. Slow (one venv per plugin), so not part of `make test`.
 ISOLATION_DIR ?= /tmp/sigdl-isolation
-# A plugin's own dependencies on other in-tree plugins (sigdl-framework-caffe needs
-# sigdl-framework-onnx), as `-e plugins/<name>`: they are not on PyPI. Extras are not followed.
-export LOCAL_DEPS := import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"].get("dependencies", []); print(" ".join("-e plugins/" + m.group(1).replace("-", "_") for m in (re.match(r"sigdl-([a-z0-9-]+)", d) for d in deps) if m and m.group(1) != "core"))
+# A plugin's own dependencies on other in-tree plugins, followed transitively (sigdl-framework-caffe
+# needs sigdl-framework-onnx, which needs sigdl-datasets), as `-e plugins/<name>`: they are not
+# on PyPI. Extras are not followed.
+export LOCAL_DEPS := import re, sys, tomllib; local = lambda p: [m.group(1).replace("-", "_") for m in (re.match(r"sigdl-([a-z0-9-]+)", d) for d in tomllib.load(open(p, "rb"))["project"].get("dependencies", [])) if m and m.group(1) != "core"]; todo, found = local(sys.argv[1]), []; [found.append(n) or todo.extend(local(f"plugins/{n}/pyproject.toml")) for n in todo if n not in found]; print(" ".join("-e plugins/" + n for n in found))
 isolation:
 	@set -e; for d in $(PLUGIN_DIRS); do \
 	  v=$(ISOLATION_DIR)/$$(basename $$d); rm -rf $$v; \

@@ -33,6 +33,9 @@ SECTIONS = [
     ("Frequency-domain methods: FFT convolution, block-circulant FC, circulant and freq-prune (issue 8)", "fft",
      "Tiled FFT convolution and circulant FC layers against torch's direct paths; what `circulant` and "
      "`freq-prune` compress on `mnist5k` beside Deep Compression at the same retraining budget."),
+    ("Acceleration: data-parallel training and the search on executors (issue 10)", "acceleration",
+     "Training samples/s with 1 and 2 DDP workers (one thread each), and the search of a `sigdl run` with "
+     "`--jobs 1`, `--jobs 2` and a Dask LocalCluster of 2 workers."),
     ("Coding speed and the entropy bound (issue 3)", "quant_coding_speed", ""),
     ("CLI start-up (issue 2)", "cli_startup",
      "`sigdl --help` and `sigdl plugins` must answer at once and import no heavy library."),

@@ -32,6 +32,8 @@ The known traps of DDP on CPU are handled here:
 * **NCCL on CPU hosts**: NCCL is chosen only when CUDA is available with a device per
   worker; asking for it without is refused before any process starts. The NCCL path
   (module and batches on ``cuda:LOCAL_RANK``) is untested here: this machine has no GPU.
+* **batch-norm statistics**: as DDP does, each rank's running statistics follow its own share
+  of the batch while training, and every rank takes rank 0's at the end;
 * **a model too small to gain**: before training each rank times one step on its share of
   a batch and one all-reduce of the gradients' size; when the all-reduce costs more than
   the step time the workers save, the run warns with the measured ratio.
@@ -393,6 +395,11 @@ def _worker(job_dir: str) -> None:
         history = train_module(module, x, y, settings, projection, progress if rank == 0 else None,
                                RankGroup(rank, world, wrap, all_reduce))
         train_s = time.perf_counter() - ready_clock
+        # batch-norm running statistics are each rank's own (DDP broadcasts rank 0's at the next
+        # forward, which does not come): take rank 0's, as that forward would
+        with torch.no_grad():
+            for buffer in module.buffers():
+                dist.broadcast(buffer, 0)
         digests: list[Any] = [None] * world
         dist.all_gather_object(digests, _digest(module))
         if local_rank == 0:
