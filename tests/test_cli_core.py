@@ -40,7 +40,7 @@ def test_run_writes_the_run_folder_and_fires_every_hook(sigdl_cli, numpy_plugin,
     assert json.loads((out / "report.json").read_text())["baseline"] == report["baseline"]
     assert "## Baseline" in (out / "report.md").read_text()
     stages = [s for kind, s in numpy_plugin.EVENTS if kind == "started"]
-    assert stages == ["load", "train", "test", "export", "report"]
+    assert stages == ["load", "train", "validate", "test", "export", "report"]
     assert [s for kind, s in numpy_plugin.EVENTS if kind == "finished"] == stages
     assert numpy_plugin.EVENTS[-1] == ("run_finished", str(out))
 
