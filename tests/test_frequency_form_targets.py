@@ -97,6 +97,7 @@ def test_a_dense_equivalent_is_only_a_file_beside_the_model(tmp_path, named) -> 
 
 def test_compress_writes_the_frequency_form_and_records_the_execution_plan(sigdl_cli, tmp_path) -> None:
     pytest.importorskip("sigdl_framework_torch")
+    pytest.importorskip("sigdl_datasets")
     import onnxruntime as ort
 
     out = tmp_path / "out"
@@ -128,3 +129,22 @@ def test_compress_writes_the_frequency_form_and_records_the_execution_plan(sigdl
     assert not freq.exists()
     report = json.loads((out / "report.json").read_text())
     assert "execution_plan" not in report["chosen"] and "frequency_onnx" not in report["files"]
+
+
+@pytest.mark.slow
+def test_freq_prune_quant_encode_runs_with_the_defaults(sigdl_cli, tmp_path) -> None:
+    pytest.importorskip("sigdl_framework_torch")
+    pytest.importorskip("sigdl_datasets")
+    pytest.importorskip("sigdl_compress_quant")
+    from sigdl_core.artifact import read_artifact
+
+    out = tmp_path / "out"
+    result = sigdl_cli(["compress", "lenet5", "--with", "freq-prune,quant,encode", "--dataset", "synthetic:1x28x28",
+                        "--epochs", "0", "--retrain-epochs", "0", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    layers = {layer.name: layer for layer in read_artifact(out / "model.sigdl")[0]}
+    for name in ("conv1.weight", "conv2.weight"):
+        assert (layers[name].layout, layers[name].values) == ("dct-sparse", "codebook")
+    assert layers["fc1.weight"].values == "codebook"
+    freq = json.loads((out / "report.json").read_text())["chosen"]["frequency_form"]
+    assert {r["weight"] for r in freq["layers"]} == {"conv1.weight", "conv2.weight"}
