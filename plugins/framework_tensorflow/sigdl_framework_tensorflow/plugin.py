@@ -11,8 +11,8 @@ tensorflow``; the core keys models by name and framework. The framework register
 building it with the framework of preference 0 (the lighter torch, where installed);
 ``framework: tensorflow`` picks these. The parameter counts are those of the torch zoo, and
 the tests check them against the built Keras models. Datasets are not registered here: the
-loop's datasets (``mnist5k`` …) come from whichever plugin registers them, as NumPy arrays in
-N×C×H×W, and this framework turns them into N×H×W×C itself.
+loop's datasets (``mnist5k`` …) come from ``sigdl-datasets``, a dependency of this plugin, as
+NumPy arrays in N×C×H×W, and this framework turns them into N×H×W×C itself.
 """
 
 from __future__ import annotations

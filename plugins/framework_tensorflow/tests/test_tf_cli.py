@@ -1,7 +1,7 @@
 """The TensorFlow framework through the `sigdl` command, and the same chain in torch and TensorFlow.
 
-These need the loop's datasets, which sigdl-framework-torch registers, and the compressor
-plugins; alone, this plugin skips them (its framework tests read MNIST themselves).
+The datasets come from sigdl-datasets, a dependency; these need the compressor plugins, and
+the cross-framework test needs sigdl-framework-torch: alone, this plugin skips those.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("sigdl_framework_torch", reason="the datasets (mnist5k) are registered by sigdl-framework-torch")
 pytest.importorskip("sigdl_compress_prune")
 pytest.importorskip("sigdl_compress_quant")
 keras = pytest.importorskip("keras")
@@ -60,6 +59,7 @@ def test_sigdl_run_with_framework_tensorflow_runs_the_whole_loop(sigdl_cli, tmp_
 
 @pytest.mark.slow
 def test_the_same_chain_on_the_same_lenet5_weights_agrees_in_torch_and_tensorflow(sigdl_cli, tmp_path):
+    pytest.importorskip("sigdl_framework_torch")
     from sigdl_core.plugins import load_plugins
     from sigdl_core.interfaces import TrainSettings
 

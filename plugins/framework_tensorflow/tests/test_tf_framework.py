@@ -252,8 +252,8 @@ def test_tflite_float_and_int8_exports(tf_framework, small, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch, least", [("lenet300100", 0.92), ("lenet5", 0.97)])
-def test_lenets_reach_their_accuracy_on_mnist5k(tf_framework, registered_mnist5k, arch, least):
-    data = registered_mnist5k
+def test_lenets_reach_their_accuracy_on_mnist5k(tf_framework, mnist5k, arch, least):
+    data = mnist5k
     model = tf_framework.build(arch, data.input_shape, 10, seed=0)
     history = tf_framework.train(model, data, RECOMMENDED_SETTINGS[arch])
     accuracy = tf_framework.evaluate(model, data)
