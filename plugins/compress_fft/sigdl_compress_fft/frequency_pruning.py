@@ -20,8 +20,7 @@ than in the spatial domain at the same accuracy. Here:
 A later ``quant`` stage shares these layers' kept DCT coefficients (a codebook in the
 frequency domain, stored in the dct-sparse layout with codebook values; see
 :mod:`sigdl_compress_quant.weight_sharing`), so ``freq-prune,quant,encode`` works with the
-defaults. ``int8`` and ``fp16`` know nothing of the frequency form: this projection, which
-runs after every later stage's, puts such layers back into it.
+defaults. ``int8`` and ``fp16`` leave these layers alone, with a note in their encodings.
 """
 
 from __future__ import annotations

@@ -88,3 +88,18 @@ def test_the_shared_projection_is_idempotent(registry) -> None:
     for name in w:
         np.testing.assert_array_equal(w[name], once[name])
         np.testing.assert_array_equal(w[name], result.weights[name])
+
+
+@pytest.mark.parametrize("quantizer", ["int8", "fp16"])
+def test_int8_and_fp16_leave_frequency_pruned_layers_in_their_coefficients(registry, quantizer) -> None:
+    original = _weights()
+    pruned = chain_compressors(registry, original, KINDS, [("freq-prune", {})])
+    result = registry.compressor(quantizer).compress(pruned.weights, KINDS, {}, previous=pruned)
+    for name in ("conv1.weight", "conv2.weight"):
+        np.testing.assert_array_equal(result.weights[name], pruned.weights[name])
+        assert "frequency-pruned" in result.layers[name].details[quantizer]
+        assert name not in (result.state.get("representation") or {})
+        assert quantizer not in pruned.layers[name].details  # the earlier stage's encodings are untouched
+    assert result.state["representation"]["fc.weight"] == quantizer
+    by_name = {layer.name: layer for layer in build_artifact_layers(result, result.weights, KINDS)}
+    assert by_name["conv2.weight"].layout == "dct-sparse"

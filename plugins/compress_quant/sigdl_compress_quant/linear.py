@@ -28,6 +28,7 @@ and snaps back after each step in the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -119,14 +120,31 @@ class Fp16Projection:
         return f"Fp16Projection({len(self.names)} layers)"
 
 
-def _start(weights: Mapping[str, np.ndarray], previous: CompressionResult | None, names: list[str]):
+def frequency_layers_left_alone(names: list[str], previous: CompressionResult | None) -> list[str]:
+    """The frequency-pruned layers of ``names`` (``state["frequency"]``): int8 and fp16 leave
+    them alone, since their kept DCT coefficients are what the file stores and a spatial
+    int8 or fp16 grid would not survive the projection that keeps them in that form."""
+    frequency = (previous.state.get("frequency") or {}) if previous is not None else {}
+    return [n for n in names if n in frequency]
+
+
+def _start(weights: Mapping[str, np.ndarray], previous: CompressionResult | None, names: list[str],
+           compressor: str):
+    """The state, masks, weight copies and layer encodings a quantizer starts from, and the
+    layers it quantizes (``names`` less the frequency-pruned ones, noted in their encodings)."""
     state = dict(previous.state) if previous is not None else {}
     masks = dict(state.get("masks") or {})
+    left = frequency_layers_left_alone(names, previous)
+    names = [n for n in names if n not in left]
     out = {n: np.array(a, dtype=np.float32 if n in names else None, copy=True) for n, a in weights.items()}
     for name in names:
         check_quantizable(name, out[name], masks.get(name))
     layers = dict(previous.layers) if previous is not None else {}
-    return state, masks, out, layers
+    for name in left:
+        if name in layers:
+            layers[name] = replace(layers[name], details={
+                **layers[name].details, compressor: "left alone: frequency-pruned (its DCT coefficients are stored)"})
+    return state, masks, out, layers, names
 
 
 def _index_estimate(mask: np.ndarray | None, kind: str | None) -> tuple[int, int]:
@@ -150,7 +168,7 @@ def quantize_int8(
     per_channel = _check_flag(params.get("per_channel", True), "per_channel")
     symmetric = _check_flag(params.get("symmetric", True), "symmetric")
     names = select_layers(weights, kinds, check_kinds(params.get("kinds")), params.get("skip"))
-    state, masks, out, layers = _start(weights, previous, names)
+    state, masks, out, layers, names = _start(weights, previous, names, "int8")
     int8 = dict(state.get("int8") or {})
     representation = dict(state.get("representation") or {})
     for name in names:
@@ -189,7 +207,7 @@ def quantize_fp16(
     """The ``fp16`` compressor (see the module docstring and :data:`FP16_PARAMS`)."""
     check_params(params, FP16_PARAMS, "fp16")
     names = select_layers(weights, kinds, check_kinds(params.get("kinds")), params.get("skip"))
-    state, masks, out, layers = _start(weights, previous, names)
+    state, masks, out, layers, names = _start(weights, previous, names, "fp16")
     representation = dict(state.get("representation") or {})
     for name in names:
         w = out[name]
