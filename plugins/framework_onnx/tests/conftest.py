@@ -3,7 +3,7 @@
 ``mlp_onnx`` is built by hand with ``onnx.helper``: scikit-learn's MLP trained on the 8×8
 digits, written as Flatten → MatMul → Add → Relu → Gemm (``transB=0``) → Softmax, with
 initializer names that are no module paths. ``DigitsPlugin`` registers those digits as the
-dataset ``onnx-digits`` (fixture ``digits_plugin``), so CLI tests run without the torch plugin's datasets.
+dataset ``onnx-digits`` (fixture ``digits_plugin``), a split of its own that the tests' MLP is trained on.
 """
 
 from __future__ import annotations
