@@ -118,3 +118,34 @@ def test_sigkill_of_the_driver_during_a_parallel_search_then_resume_loses_and_re
     expected = json.loads(fresh.stdout)
     assert [c["key"] for c in report["candidates"]] == [c["key"] for c in expected["candidates"]]
     assert report["chosen"]["key"] == expected["chosen"]["key"]
+
+
+def test_the_loops_retraining_runs_data_parallel_and_keeps_the_masks(sigdl_cli, tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    import sigdl_core.accelerate as accelerate
+    from sigdl_core.artifact import load_weights
+
+    real, records = accelerate.train, []
+
+    def recording(*args, **kwargs):  # the real training; records what each call did
+        history = real(*args, **kwargs)
+        records.append((kwargs.get("projection") is not None, history.parallel))
+        return history
+
+    monkeypatch.setattr(accelerate, "train", recording)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: lenet300100\ndataset: digits\ntrain: {epochs: 1}\n"
+                      "compress: {chain: [prune], params: {prune: {sparsity: 0.6}}, retrain: {epochs: 1}}\n"
+                      "targets: []\nbudget: {max_accuracy_drop: 50.0, min_fps: null}\nsearch: {strategy: fixed}\n"
+                      "accelerate: {train_workers: 2}\n")
+    result = sigdl_cli(["run", str(recipe), "-o", str(tmp_path / "run"), "--json"])
+    assert result.exit_code in (0, 1), result.output[-2000:]
+    report = json.loads(result.stdout)
+    retrained = [par for has_projection, par in records if has_projection]
+    assert retrained and all(p is not None and p["world_size"] == 2 for p in retrained)
+    assert all(len(set(p["rank_digests"])) == 1 for p in retrained)
+    assert report["acceleration"]["train_workers"] == 2
+    weights, _ = load_weights(tmp_path / "run" / "model.sigdl")
+    fc = weights["fc1.weight"]
+    assert abs(float(np.mean(fc == 0)) - 0.6) < 0.02  # the mask held through data-parallel retraining

@@ -131,3 +131,17 @@ def test_sigdl_train_with_workers_from_the_recipe_and_the_command_line(sigdl_cli
     bad = sigdl_cli(["train", "--model", "lenet300100", "--dataset", "digits", "--workers", "0"])
     assert bad.exit_code == 2 and "workers=0 must be a whole number >= 1" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_a_batch_norm_model_ends_with_the_same_weights_and_statistics_on_every_rank() -> None:
+    from sigdl_core.interfaces import ArrayDataset
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 3, 32, 32), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    data = ArrayDataset(name="noise", x_train=x, y_train=y, x_test=x[:8], y_test=y[:8], num_classes=10)
+    fw = TorchFramework()
+    model = fw.build("mobilenet", (3, 32, 32), 10)
+    history = train(fw, model, data, TrainSettings(epochs=1, batch_size=32, lr=0.01, seed=0),
+                    DataParallel(workers=2))
+    assert len(set(history.parallel["rank_digests"])) == 1  # running means and variances included
