@@ -47,7 +47,10 @@ def test_datasets_registered_once_through_the_core():
     """Every installed plugin together: each dataset name comes from this plugin alone."""
     from sigdl_core.plugins import load_plugins
 
-    registry = load_plugins().registry
+    registry = load_plugins().registry  # raises DuplicateNameError if two plugins claim a name
+    sources = {s.name: s.source for s in registry.specs("dataset")}
+    for name in ("digits", "image-folder", "mnist-idx", "mnist5k", "synthetic"):
+        assert sources[name] == "datasets", (name, sources[name])
     data = registry.load_dataset("digits", 0)
     assert data.name == "digits" and data.x_train.shape[1:] == (1, 8, 8)
 
