@@ -135,9 +135,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                 f"was evaluated only for this report.{drop} Accuracy on a target is on the validation split."]
         margin = (chosen or {}).get("noise_margin")
         if margin:
-            out += ["", f"The search kept its decisions {margin:.2f} points above the budget's floor: one standard "
-                    "error of the validation estimate (at most half the allowed drop), since the most compressed "
-                    "candidate a small split lets through is where its luck is best."]
+            pair = (chosen or {}).get("paired")
+            how = (f"the paired standard error of its drop from the baseline on the same samples (it and the "
+                   f"baseline disagree on {pair['baseline_only'] + pair['candidate_only']} of {pair['samples']}: "
+                   f"{pair['baseline_only']} only the baseline gets right, {pair['candidate_only']} only it)"
+                   if pair else "one standard error of the validation estimate (at most half the allowed drop)")
+            out += ["", f"The search kept the chosen model {margin:.2f} points above the budget's floor: {how}, "
+                    "since the most compressed candidate a small split lets through is where its luck is best."]
     if report.get("new_data"):
         out += ["", f"New data from the field: {report['new_data']['train']} samples added to retraining; "
                 f"accuracy on its held-out part: baseline {percent(baseline.get('new_data_accuracy'))}, chosen "

@@ -166,3 +166,51 @@ def test_choose_prefers_the_candidates_that_keep_the_noise_margin() -> None:
     missed = {"index": 3, "ratio": 200.0, "met": False, "within_margin": False, "validation_accuracy": 0.9,
               "shortfalls": [{"limit": "accuracy"}]}
     assert choose([missed, safe])["index"] == 1
+
+
+def test_the_paired_standard_error_counts_only_discordant_samples() -> None:
+    from sigdl_core.interfaces import paired_difference
+
+    n = 400
+    baseline = np.ones(n, dtype=bool)
+    baseline[:12] = False  # the baseline misses 12 of 400 (97 %)
+    candidate = baseline.copy()
+    candidate[20:26] = False  # b = 6 the baseline alone gets right
+    candidate[:2] = True  # c = 2 the candidate alone gets right
+    diff, se, b, c = paired_difference(candidate, baseline)
+    assert (b, c) == (6, 2)
+    assert diff == pytest.approx(-4 / n)
+    assert se == pytest.approx(np.sqrt(8 - 16 / n) / n)
+    # the per-sample differences' own standard error, by definition
+    d = candidate.astype(float) - baseline.astype(float)
+    assert se == pytest.approx(d.std() / np.sqrt(n))
+    # far below one model's SE, let alone that of two independent estimates
+    p = baseline.mean()
+    assert se < np.sqrt(p * (1 - p) / n) < np.sqrt(2 * p * (1 - p) / n)
+    assert paired_difference(baseline, baseline)[1] == 0.0
+    with pytest.raises(Exception, match="same samples"):
+        paired_difference(candidate[:10], baseline)
+
+
+def test_the_margin_is_the_paired_se_of_each_candidate(tmp_path) -> None:
+    """One net drop (2 digits of 400), two verdicts: a candidate that differs from the
+    baseline on 2 digits passes, one that differs on 18 (10 lost, 8 won) does not."""
+    from sigdl_core.budget import Budget
+    from sigdl_core.search import Workbench
+
+    rng = np.random.default_rng(0)
+    data = ArrayDataset(name="d", x_train=np.zeros((4, 2), np.float32), y_train=np.zeros(4, np.int64),
+                        x_test=np.zeros((4, 2), np.float32), y_test=np.zeros(4, np.int64), num_classes=2,
+                        x_val=rng.random((400, 2), dtype=np.float32), y_val=np.zeros(400, np.int64))
+    bench = Workbench(plugins=None, framework=None, model=None, data=data, recipe=None, store=None,
+                      baseline_weights={}, kinds={}, baseline_top1=0.97, targets=[],
+                      budget=Budget(max_accuracy_drop=1.0), observer=None)
+    top1 = 0.97 - 2 / 400  # half a point below the baseline
+    close = {"validation_accuracy": top1, "paired": {"baseline_only": 2, "candidate_only": 0, "samples": 400}}
+    far = {"validation_accuracy": top1, "paired": {"baseline_only": 10, "candidate_only": 8, "samples": 400}}
+    assert bench.noise_margin(close) == pytest.approx(np.sqrt(2 - 4 / 400) / 400)
+    assert bench.noise_margin(far) == pytest.approx(np.sqrt(18 - 4 / 400) / 400)
+    assert bench.accuracy_ok(close) and not bench.accuracy_ok(far)
+    assert bench.accuracy_ok(far, margin=False)  # the budget itself lets both through
+    # without per-sample hits: one model's SE, at most half the allowed drop
+    assert bench.noise_margin({"validation_accuracy": top1}) == pytest.approx(0.005)

@@ -156,6 +156,8 @@ class HarnessResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     wall_s: float = 0.0
+    #: The model whose timing this result reuses (an identical graph, see timing_reuse), or None.
+    timing_reused: str | None = None
 
     @property
     def best_batch(self) -> int | None:
@@ -202,6 +204,7 @@ class HarnessResult:
             "warnings": list(self.warnings),
             "error": self.error,
             "wall_s": self.wall_s,
+            "timing_reused": self.timing_reused,
         }
 
 
@@ -393,6 +396,31 @@ def _run_limited(
             f"measured on {n} cores"
         )
     sample_shape = _sample_shape(path, x_test, input_shape)
+    # inside timing_reuse(): a graph timed before under the same arguments is not timed again
+    from . import timing_reuse as reuse
+
+    key = reuse.reuse_key(path, reference, {
+        "limits": [limits.cores, limits.memory_bytes], "cpus": cpus, "sample_shape": sample_shape,
+        "batch_sizes": [int(b) for b in batch_sizes], "repeats": repeats, "warmup": warmup,
+        "max_seconds": max_seconds, "timeout_s": timeout_s, "provider": provider,
+        "reference_shape": list(reference_shape) if reference_shape is not None else None,
+        "threads": threads, "min_seconds": min_seconds, "max_repeats": max_repeats,
+        "low_quantile": low_quantile, "timer": timer, "profile_runs": profile_runs})
+    hit = reuse.lookup(key)
+    if hit is not None:
+        res, first = hit
+        res.accuracy = None
+        if x_test is not None:
+            xs, ys = x_test, y_test
+            if max_accuracy_samples is not None:
+                xs, ys = xs[:max_accuracy_samples], ys[:max_accuracy_samples]
+            xs = np.asarray(xs, dtype=np.float32).reshape((len(xs), *sample_shape))  # as the child reads it
+            res.accuracy = reuse.accuracy_in_process(path, xs, ys, min(n, threads) if threads else n, provider)
+        res.timing_reused = first
+        res.warnings.append(f"timing, memory and profile reused from {first}, an identical graph (same "
+                            "operators, shapes and dtypes; only weight values differ) executed earlier in "
+                            "this run; accuracy executed for this model")
+        return res
 
     with tempfile.TemporaryDirectory(prefix="sigdl-harness-") as tmp:
         tmpd = Path(tmp)
@@ -458,6 +486,7 @@ def _run_limited(
     res = _interpret(child, rc, stderr, limits, n, warnings, wall, timeout_s, batch_sizes,
                      low_quantile)
     res.host_load = (load_before, _load())
+    reuse.remember(key, res, path)
     return res
 
 

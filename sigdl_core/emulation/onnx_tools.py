@@ -97,8 +97,9 @@ def accuracy_from_logits(logits: np.ndarray, labels: np.ndarray) -> Accuracy:
     """Top-1 and top-min(5, classes) accuracy; a NaN logit never wins."""
     logits = np.asarray(logits, dtype=np.float64).reshape(len(labels), -1)
     logits = np.where(np.isnan(logits), -np.inf, logits)
-    top1 = float(np.mean(np.argmax(logits, axis=1) == labels))
+    correct = np.argmax(logits, axis=1) == labels
+    top1 = float(np.mean(correct))
     k = min(5, logits.shape[1])
     topk = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     top5 = float(np.mean(np.any(topk == labels[:, None], axis=1)))
-    return Accuracy(top1=top1, top5=top5, samples=int(len(labels)))
+    return Accuracy(top1=top1, top5=top5, samples=int(len(labels)), correct=correct)

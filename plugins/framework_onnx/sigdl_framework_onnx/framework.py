@@ -132,8 +132,10 @@ class OnnxFramework(Framework):
         k = min(5, logits.shape[1])
         top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
         n = len(labels)
-        return Accuracy(top1=float((top[:, 0] == labels).sum()) / n,
-                        top5=float((top == labels[:, None]).any(axis=1).sum()) / n, samples=n)
+        correct = top[:, 0] == labels
+        return Accuracy(top1=float(correct.sum()) / n,
+                        top5=float((top == labels[:, None]).any(axis=1).sum()) / n, samples=n,
+                        correct=correct)
 
     # ------------------------------------------------------------------ ONNX
 

@@ -695,8 +695,9 @@ class TensorFlowFramework(Framework):
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> Accuracy:
     k = min(5, logits.shape[1])
     top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    return Accuracy(top1=float(np.mean(top[:, 0] == y)), top5=float(np.mean((top == y[:, None]).any(axis=1))),
-                    samples=int(len(y)))
+    correct = top[:, 0] == y
+    return Accuracy(top1=float(np.mean(correct)), top5=float(np.mean((top == y[:, None]).any(axis=1))),
+                    samples=int(len(y)), correct=correct)
 
 
 def _rename_io(graph: Any, input_name: str, output_name: str) -> None:
