@@ -13,6 +13,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained():
     pytest.importorskip("sigdl_framework_torch")
+    pytest.importorskip("sigdl_datasets")
     from sigdl_core.interfaces import TrainSettings
     from sigdl_datasets.loaders import load_digits
     from sigdl_framework_torch.framework import TorchFramework

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("sigdl_framework_torch")
 pytest.importorskip("sigdl_compress_prune")
+pytest.importorskip("sigdl_datasets")  # digits
 distributed = pytest.importorskip("distributed")
 
 pytestmark = pytest.mark.slow
