@@ -1,7 +1,8 @@
 """The TensorFlow framework through the `sigdl` command, and the same chain in torch and TensorFlow.
 
-The datasets come from sigdl-datasets, a dependency; these need the compressor plugins, and
-the cross-framework test needs sigdl-framework-torch: alone, this plugin skips those.
+The datasets come from sigdl-datasets, a dependency. The loop and compress tests need the
+compressor plugins, and the cross-framework test sigdl-framework-torch: alone, this plugin
+skips those.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("sigdl_compress_prune")
-pytest.importorskip("sigdl_compress_quant")
 keras = pytest.importorskip("keras")
+
+
+def needs_compressors() -> None:
+    pytest.importorskip("sigdl_compress_prune")
+    pytest.importorskip("sigdl_compress_quant")
 
 
 def one_line(result) -> str:
@@ -39,6 +43,7 @@ def test_a_keras_file_with_code_is_exit_2_and_never_runs(sigdl_cli, tmp_path):
 
 @pytest.mark.slow
 def test_sigdl_run_with_framework_tensorflow_runs_the_whole_loop(sigdl_cli, tmp_path):
+    needs_compressors()
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
         "model: lenet300100\nframework: tensorflow\ndataset: mnist5k\n"
@@ -59,6 +64,7 @@ def test_sigdl_run_with_framework_tensorflow_runs_the_whole_loop(sigdl_cli, tmp_
 
 @pytest.mark.slow
 def test_the_same_chain_on_the_same_lenet5_weights_agrees_in_torch_and_tensorflow(sigdl_cli, tmp_path):
+    needs_compressors()
     pytest.importorskip("sigdl_framework_torch")
     from sigdl_core.plugins import load_plugins
     from sigdl_core.interfaces import TrainSettings
@@ -95,6 +101,7 @@ def test_the_same_chain_on_the_same_lenet5_weights_agrees_in_torch_and_tensorflo
 
 @pytest.mark.slow
 def test_structured_pruning_thins_a_keras_lenet5_through_sigdl_compress(sigdl_cli, tmp_path):
+    needs_compressors()
     from sigdl_core.plugins import load_plugins
     from sigdl_core.interfaces import TrainSettings
 
