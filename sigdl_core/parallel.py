@@ -114,8 +114,9 @@ def map_ordered(executor: Executor | None, fn: Callable[..., Any], calls: Sequen
     return [results[i] for i in range(len(calls))]
 
 
-def _shard_counts(framework_name: str, checkpoint: bytes, suffix: str, data: ArrayDataset) -> tuple[int, int, int]:
-    """In a worker: the correct top-1 and top-5 counts of the model on ``data``'s test split."""
+def _shard_counts(framework_name: str, checkpoint: bytes, suffix: str, data: ArrayDataset) -> tuple[int, int, int, Any]:
+    """In a worker: the correct top-1 and top-5 counts of the model on ``data``'s test split,
+    and the per-sample top-1 hits when the framework gives them."""
     from .plugins import load_plugins
 
     framework = load_plugins().registry.framework(framework_name)
@@ -125,7 +126,7 @@ def _shard_counts(framework_name: str, checkpoint: bytes, suffix: str, data: Arr
         model = framework.load(path)
     accuracy = framework.evaluate(model, data, "test")
     n = accuracy.samples
-    return round(accuracy.top1 * n), round(accuracy.top5 * n), n
+    return round(accuracy.top1 * n), round(accuracy.top5 * n), n, accuracy.correct
 
 
 def sharded_accuracy(framework: Framework, model: Model, data: ArrayDataset, split: str,
@@ -149,7 +150,12 @@ def sharded_accuracy(framework: Framework, model: Model, data: ArrayDataset, spl
     top1 = sum(c[0] for c in counts)
     top5 = sum(c[1] for c in counts)
     total = sum(c[2] for c in counts)
-    return Accuracy(top1=top1 / total, top5=top5 / total, samples=total)
+    hits = None
+    if all(c[3] is not None for c in counts):  # per-sample hits in the split's order, as serial gives them
+        import numpy as np
+
+        hits = np.concatenate([np.asarray(c[3], dtype=bool) for c in counts])
+    return Accuracy(top1=top1 / total, top5=top5 / total, samples=total, correct=hits)
 
 
 def checkpoint_bytes(framework: Framework, model: Model, suffix: str) -> bytes:

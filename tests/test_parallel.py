@@ -40,6 +40,8 @@ def test_sharded_accuracy_on_a_process_pool_equals_serial_exactly(trained) -> No
     with open_executor(jobs=2) as pool:
         sharded = sharded_accuracy(fw, model, data, "test", pool, shards=3, suffix=".pt")
     assert sharded == serial  # the same counts over the same n: equal floats, not merely close
+    if serial.correct is not None:  # and the same per-sample hits, in the split's order
+        assert (sharded.correct == serial.correct).all()
     assert sharded_accuracy(fw, model, data, "test", None, shards=4, suffix=".pt") == serial
 
 
