@@ -368,7 +368,7 @@ class Workbench:
         if self.accuracy_ok(record, margin=False):
             self.framework.set_weights(self.model, result.weights)
             with tempfile.TemporaryDirectory(prefix="sigdl-cand-") as tmp:
-                onnx_path = self.framework.export_onnx(self.model, Path(tmp) / "model.onnx")
+                onnx_path = self.framework.export_onnx(self.model, Path(tmp) / f"candidate-{index:03d}.onnx")
                 record["targets"] = self.emulate(onnx_path)
             record["emulated"] = True
         else:
