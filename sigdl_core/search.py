@@ -230,13 +230,16 @@ class Workbench:
         ONNX graph as it is, so the execution harness times each graph once per run
         (:func:`~sigdl_core.emulation.timing_reuse.timing_reuse`) and later candidates of
         that graph reuse the timing (their reports say so); their accuracy is executed."""
-        from .emulation.timing_reuse import timing_reuse
+        from .emulation.timing_reuse import mark_reused, reused_since, timing_reuse
 
         registry = self.plugins.registry
         out = {}
-        with timing_reuse(self._timings):
+        with timing_reuse(self._timings) as cache:
             for target in self.targets:
-                out[target.name] = target_record(emulate_target(registry, target, onnx_path, self.decision_data))
+                before = len(reused_since(cache, 0))
+                report = emulate_target(registry, target, onnx_path, self.decision_data)
+                mark_reused(report, reused_since(cache, before))
+                out[target.name] = target_record(report)
         return out
 
     def baseline_correct(self) -> Any:

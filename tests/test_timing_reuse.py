@@ -55,7 +55,7 @@ def test_an_identical_graph_reuses_the_timing_and_its_accuracy_is_executed(tmp_p
         second = run_limited(half, limits, x, y, repeats=5, max_seconds=5)
         other = run_limited(wider, limits, x, y, repeats=5, max_seconds=5)
         other_args = run_limited(half, limits, x, y, repeats=6, max_seconds=5)  # another measurement
-    assert len(cache) == 3
+    assert len([k for k in cache if k != "reused"]) == 3 and len(cache["reused"]) == 1
     assert first.timing_reused is None and other.timing_reused is None and other_args.timing_reused is None
     assert second.timing_reused is not None and second.timing_reused.startswith("eye.onnx")
     assert any("reused from eye.onnx" in w for w in second.warnings)
@@ -70,3 +70,23 @@ def test_an_identical_graph_reuses_the_timing_and_its_accuracy_is_executed(tmp_p
     # outside a reuse block every model is timed
     again = run_limited(half, limits, x, y, repeats=5, max_seconds=5)
     assert again.timing_reused is None and again.accuracy.top1 == second.accuracy.top1
+
+
+def test_a_reused_timing_is_said_in_the_provenance_of_the_executed_figures() -> None:
+    from sigdl_core.emulation import ReportBuilder
+    from sigdl_core.emulation.timing_reuse import mark_reused, reused_since
+    from sigdl_core.interfaces import Accuracy, Method
+
+    rb = ReportBuilder("t", "e")
+    rb.set("fits", True, Method.ANALYTICAL, "weights fit")
+    rb.set("latency_ms_p50", 3.0, Method.EXECUTED, "timed on the host")
+    rb.set("power_w", 2.0, Method.ANALYTICAL, "TDP")
+    rb.set("accuracy", Accuracy(0.9, 1.0, 10), Method.EXECUTED, "host")
+    report = rb.finish()
+    cache = {"reused": ["candidate-001.onnx (measurement ab12)"]}
+    assert reused_since(cache, 0) == cache["reused"] and reused_since(cache, 1) == []
+    mark_reused(report, reused_since(cache, 0))
+    assert "identical graph" in report.provenance["latency_ms_p50"].detail
+    assert "candidate-001.onnx" in report.provenance["latency_ms_p50"].detail
+    assert report.provenance["power_w"].detail == "TDP"  # not timed: unchanged
+    assert report.provenance["accuracy"].detail == "host"  # executed for this model itself

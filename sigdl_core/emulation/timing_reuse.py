@@ -32,6 +32,8 @@ from ..interfaces import Accuracy
 
 #: The active cache: key -> (HarnessResult, the model path first timed), or None (no reuse).
 _CACHE: ContextVar[dict[str, Any] | None] = ContextVar("sigdl_timing_reuse", default=None)
+#: The cache's entry listing, in order, the measurement each reuse took (see :func:`reused_since`).
+HITS = "reused"
 
 
 @contextlib.contextmanager
@@ -105,6 +107,7 @@ def lookup(key: str | None) -> tuple[Any, str] | None:
     if key is None or cache is None or key not in cache:
         return None
     result, first = cache[key]
+    cache.setdefault(HITS, []).append(first)
     return copy.deepcopy(result), first
 
 
@@ -139,3 +142,22 @@ def accuracy_in_process(path: Path, x: np.ndarray, y: np.ndarray, threads: int,
             .reshape(len(x[s:s + batch]), -1) for s in range(0, len(x), batch)]
     return accuracy_from_logits(np.concatenate(outs) if outs else np.zeros((0, 1), np.float32),
                                 np.asarray(y, dtype=np.int64))
+
+
+def reused_since(cache: dict[str, Any], before: int) -> list[str]:
+    """The measurements reused from ``cache`` since it listed ``before`` reuses."""
+    return list(cache.get(HITS, [])[before:])
+
+
+def mark_reused(report: Any, reused: list[str]) -> None:
+    """Says in each executed figure's provenance of an emulation report (all but its
+    accuracy, which is executed for the model itself) that its timing came from ``reused``."""
+    from ..interfaces import Method, Provenance
+
+    if not reused:
+        return
+    note = (f"; measured on an identical graph earlier in this run ({', '.join(dict.fromkeys(reused))}): "
+            "the same operators, shapes and dtypes, other weight values")
+    for name, prov in list(report.provenance.items()):
+        if name != "accuracy" and prov.method is Method.EXECUTED:
+            report.provenance[name] = Provenance(prov.method, prov.detail + note)
