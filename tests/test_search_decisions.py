@@ -193,24 +193,26 @@ def test_the_paired_standard_error_counts_only_discordant_samples() -> None:
 
 
 def test_the_margin_is_the_paired_se_of_each_candidate(tmp_path) -> None:
-    """One net drop (2 digits of 400), two verdicts: a candidate that differs from the
-    baseline on 2 digits passes, one that differs on 18 (10 lost, 8 won) does not."""
+    """One net drop (6 digits of 1000), two verdicts: a candidate that differs from the
+    baseline on those 6 digits only passes, one that differs on 34 (20 lost, 14 won) does not."""
     from sigdl_core.budget import Budget
     from sigdl_core.search import Workbench
 
     rng = np.random.default_rng(0)
+    n = 1000
     data = ArrayDataset(name="d", x_train=np.zeros((4, 2), np.float32), y_train=np.zeros(4, np.int64),
                         x_test=np.zeros((4, 2), np.float32), y_test=np.zeros(4, np.int64), num_classes=2,
-                        x_val=rng.random((400, 2), dtype=np.float32), y_val=np.zeros(400, np.int64))
+                        x_val=rng.random((n, 2), dtype=np.float32), y_val=np.zeros(n, np.int64))
     bench = Workbench(plugins=None, framework=None, model=None, data=data, recipe=None, store=None,
                       baseline_weights={}, kinds={}, baseline_top1=0.97, targets=[],
                       budget=Budget(max_accuracy_drop=1.0), observer=None)
-    top1 = 0.97 - 2 / 400  # half a point below the baseline
-    close = {"validation_accuracy": top1, "paired": {"baseline_only": 2, "candidate_only": 0, "samples": 400}}
-    far = {"validation_accuracy": top1, "paired": {"baseline_only": 10, "candidate_only": 8, "samples": 400}}
-    assert bench.noise_margin(close) == pytest.approx(np.sqrt(2 - 4 / 400) / 400)
-    assert bench.noise_margin(far) == pytest.approx(np.sqrt(18 - 4 / 400) / 400)
+    top1 = 0.97 - 6 / n  # 0.6 points below the baseline
+    close = {"validation_accuracy": top1, "paired": {"baseline_only": 6, "candidate_only": 0, "samples": n}}
+    far = {"validation_accuracy": top1, "paired": {"baseline_only": 20, "candidate_only": 14, "samples": n}}
+    assert bench.noise_margin(close) == pytest.approx(np.sqrt(6 - 36 / n) / n)  # 0.24 points
+    assert np.sqrt(34 - 36 / n) / n > 0.005
+    assert bench.noise_margin(far) == pytest.approx(0.005)  # 0.58 points, at most half the allowed drop
     assert bench.accuracy_ok(close) and not bench.accuracy_ok(far)
     assert bench.accuracy_ok(far, margin=False)  # the budget itself lets both through
-    # without per-sample hits: one model's SE, at most half the allowed drop
+    # without per-sample hits: one model's SE (0.54 points), at most half the allowed drop
     assert bench.noise_margin({"validation_accuracy": top1}) == pytest.approx(0.005)
