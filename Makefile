@@ -54,16 +54,13 @@ bench: install
 # Each plugin alone: a fresh venv with only the core and that plugin (and its test extra),
 # then that plugin's tests. Slow (one venv per plugin), so not part of `make test`.
 ISOLATION_DIR ?= /tmp/sigdl-isolation
-# A plugin's own dependencies on other in-tree plugins, followed transitively (sigdl-framework-caffe
-# needs sigdl-framework-onnx, which needs sigdl-datasets), as `-e plugins/<name>`: they are not
-# on PyPI. Extras are not followed.
-export LOCAL_DEPS := import re, sys, tomllib; local = lambda p: [m.group(1).replace("-", "_") for m in (re.match(r"sigdl-([a-z0-9-]+)", d) for d in tomllib.load(open(p, "rb"))["project"].get("dependencies", [])) if m and m.group(1) != "core"]; todo, found = local(sys.argv[1]), []; [found.append(n) or todo.extend(local(f"plugins/{n}/pyproject.toml")) for n in todo if n not in found]; print(" ".join("-e plugins/" + n for n in found))
+# A plugin's in-tree plugin dependencies are not on PyPI: tools/local_deps.py lists them.
 isolation:
 	@set -e; for d in $(PLUGIN_DIRS); do \
 	  v=$(ISOLATION_DIR)/$$(basename $$d); rm -rf $$v; \
 	  echo "== $$d alone in $$v"; \
 	  $(PYTHON) -m venv $$v; \
-	  deps=$$($$v/bin/python -c "$$LOCAL_DEPS" $$d/pyproject.toml); \
+	  deps=$$($(PYTHON) tools/local_deps.py $$d/pyproject.toml); \
 	  $$v/bin/python -m pip install --quiet -e . $$deps -e "$$d[test]"; \
 	  $$v/bin/python -m pytest -q -p no:cacheprovider $$d; \
 	done
