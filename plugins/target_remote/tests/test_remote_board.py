@@ -211,6 +211,7 @@ def test_loop_with_a_board_that_is_down_resumes_when_it_is_back(tmp_path, sigdl_
     arm = pytest.importorskip("sigdl_target_arm.plugin")
     torch_plugin = pytest.importorskip("sigdl_framework_torch.plugin")
     prune = pytest.importorskip("sigdl_compress_prune.plugin")
+    datasets = pytest.importorskip("sigdl_datasets.plugin")
     from sigdl_target_remote import plugin as remote
 
     folder, port = tmp_path / "board", sshd_at.free_port()
@@ -233,7 +234,7 @@ search: {{strategy: fixed}}
 limits: {{max_candidates: 1}}
 """)
     run = tmp_path / "run"
-    plugins = [arm, remote, torch_plugin, prune]
+    plugins = [arm, remote, torch_plugin, prune, datasets]
     first = sigdl_cli(["run", str(recipe), "-o", str(run), "-q"], plugins=plugins)
     assert first.exit_code == 3, first.stdout + first.stderr
     assert "cannot reach" in first.stdout + first.stderr
