@@ -23,6 +23,7 @@ Dask is imported only when a cluster is named.
 from __future__ import annotations
 
 import contextlib
+import sys
 import math
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,31 @@ from .errors import BadInputError, InvalidValueError
 from .interfaces import Accuracy, ArrayDataset, Framework, Model
 
 __all__ = ["checkpoint_bytes", "map_ordered", "only_split", "open_executor", "pruned_accuracy", "sharded_accuracy"]
+
+
+def _die_with_the_driver() -> None:
+    """Pool-worker initializer: on Linux, the kernel kills this worker when its parent dies.
+
+    A driver killed with SIGKILL cannot shut its pool down, and spawned workers would
+    otherwise wait for work forever; the run resumes with a new pool.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def local_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned processes that end when the driver does.
+
+    spawn, not fork: a forked child would inherit the driver's torch thread pools mid-state.
+    """
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_the_driver)
 
 
 @contextlib.contextmanager
@@ -64,10 +90,7 @@ def open_executor(jobs: int = 1, cluster: str | None = None,
     if jobs == 1:
         yield None
         return
-    import multiprocessing
-
-    # spawn: a forked child would inherit the driver's torch thread pools mid-state
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    pool = local_pool(jobs)
     try:
         yield pool
     finally:
@@ -105,10 +128,7 @@ def map_ordered(executor: Executor | None, fn: Callable[..., Any], calls: Sequen
         except BrokenProcessPool:
             if attempt or not isinstance(pool, ProcessPoolExecutor):
                 raise
-            import multiprocessing
-
-            workers = getattr(pool, "_max_workers", 2)
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = local_pool(getattr(pool, "_max_workers", 2))
     if pool is not executor:
         pool.shutdown(wait=True)
     return [results[i] for i in range(len(calls))]

@@ -88,6 +88,19 @@ def test_a_dask_worker_killed_mid_task_has_its_task_retried(local_cluster) -> No
     assert killed and results == [k * k for k in range(6)]
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_sigkill_of_the_driver_during_a_parallel_search_then_resume_loses_and_redoes_nothing(
         sigdl_cli, tmp_path) -> None:
     import subprocess
@@ -103,8 +116,13 @@ def test_sigkill_of_the_driver_during_a_parallel_search_then_resume_loses_and_re
     while time.time() < deadline and len(list((killed / "candidates").glob("*.json"))) < 1:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         time.sleep(0.05)
+    workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    gone = time.time() + 10  # the pool's workers end with their driver instead of waiting forever
+    while time.time() < gone and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()], "pool workers outlived the driver"
     before = {p.name: p.read_bytes() for p in (killed / "candidates").glob("*.json")}
     assert before and (killed / "sensitivity.json").is_file()  # the parallel grid was finished and kept
     grid = (killed / "sensitivity.json").read_bytes()
