@@ -81,11 +81,12 @@ from sigdl_core.interfaces import (  # noqa: E402
     Projection,
     TrainHistory,
     TrainSettings,
+    float32_weight,
 )
 
 from .layout import WeightEntry, weight_entries  # noqa: E402
 from .models import ARCHITECTURES, build_keras_model, count_parameters  # noqa: E402
-from .plugin import FRAMEWORK, MODEL_CATALOG  # noqa: E402
+from .plugin import FRAMEWORK  # noqa: E402
 
 __all__ = ["FILE_FORMAT", "TensorFlowFramework", "keras_input", "learning_rates", "make_optimizer", "to_keras_layout"]
 
@@ -408,16 +409,7 @@ class TensorFlowFramework(Framework):
         for name, value in weights.items():
             if name not in entries:
                 raise UnknownNameError("weight", name, entries)
-            try:
-                array = np.asarray(value)
-            except Exception:  # noqa: BLE001 - anything that is not array-like
-                array = None
-            if array is None or array.dtype.kind not in "fiub":
-                raise InvalidValueError(f"weight '{name}' is not a numeric array", "give NumPy float arrays")
-            array = np.array(array, dtype=np.float32, copy=True)
-            if not np.isfinite(array).all():
-                raise InvalidValueError(f"weight '{name}' holds NaN or infinite values",
-                                        "check the compression step that made it")
+            array = float32_weight(name, value)
             arrays[name] = array
         changed = [n for n, a in arrays.items() if a.shape != entries[n].to_sigdl(np.empty(entries[n].variable.shape)).shape]
         if changed:

@@ -81,6 +81,7 @@ from sigdl_core.interfaces import (
     Projection,
     TrainHistory,
     TrainSettings,
+    float32_weight,
 )
 
 from .models import ARCHITECTURES, build_module, count_parameters
@@ -383,17 +384,7 @@ class TorchFramework(Framework):
         self._module(model)
         tensors: dict[str, torch.Tensor] = {}
         for name, value in weights.items():
-            try:
-                array = np.asarray(value)
-            except Exception:  # noqa: BLE001 - anything that is not array-like
-                array = None
-            if array is None or array.dtype.kind not in "fiub":
-                raise InvalidValueError(f"weight '{name}' is not a numeric array", "give NumPy float arrays")
-            converted = np.array(array, dtype=np.float32, copy=True)
-            if not np.isfinite(converted).all():
-                raise InvalidValueError(
-                    f"weight '{name}' holds NaN or infinite values", "check the compression step that made it"
-                )
+            converted = float32_weight(name, value)
             tensors[name] = torch.from_numpy(converted)
         self._write_arrays(model, tensors)
 

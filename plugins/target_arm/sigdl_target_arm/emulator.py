@@ -42,7 +42,7 @@ from sigdl_core.errors import InvalidValueError
 from sigdl_core.files import read_regular_file
 from sigdl_core.interfaces import ArrayDataset, EmulationReport, Emulator, Method, TargetSpec
 
-from .datasheet import CORES, EMULATOR_NAME, clusters_of
+from .datasheet import CORES, EMULATOR_NAME
 from .latency import predict
 
 __all__ = ["ArmEmulator", "arm_options"]

@@ -93,7 +93,7 @@ from .calibration import (
     reference_time_ms,
     single_core_ms,
 )
-from .datasheet import EMULATOR_NAME, ROOFLINE
+from .datasheet import EMULATOR_NAME
 from .int8 import int8_model, is_quantized, reference_int8_model
 from .plugin import EMULATOR_OPTIONS
 
