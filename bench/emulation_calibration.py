@@ -113,7 +113,19 @@ C66X_ROW = ("jacintonet11_v2", 117.9, "TI TIDL API documentation (example.rst), 
 
 TOLERANCE = {"calibration": 0.15, "held-out": 0.25}
 
-MACHINE = "2-core CI-class x86 VM (Intel Xeon @ 2.50GHz, KVM), shared with other engineers' jobs while measured"
+def _cpu_model() -> str:
+    """The host CPU's model name (``/proc/cpuinfo``), or the architecture where there is none."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+MACHINE = (f"{os.cpu_count()}-core x86 VM ({_cpu_model()}); the load average while measured is given with "
+           "the timing-based rows")
 
 
 def _load() -> float:
@@ -449,8 +461,8 @@ def write(results: dict, command: str) -> None:
     if a:
         lines += ["Atom rows are **timing-based**: each network ran on one host core against the "
                   "reference convolution of its precision (10th percentiles of interleaved runs); host "
-                  f"1-minute load {a['load_min']:.2f}–{a['load_max']:.2f} on the shared 2-core VM while "
-                  "measured (other engineers' jobs). The x5-E3930 and DeepLens have no published "
+                  f"1-minute load {a['load_min']:.2f}–{a['load_max']:.2f} on the 2-core VM while "
+                  "measured (above 1, other jobs shared its cores). The x5-E3930 and DeepLens have no published "
                   "figure: they use the E3940's constants with their own cores and clock.", ""]
     lines += ["The MA2450's SqueezeNet and DenseNet rows include the USB transfer (`usb=true`); "
               "the others are on-device, as NCSDK profiles. The TX2's TensorRT 3 rows are taken as "

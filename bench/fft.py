@@ -269,8 +269,8 @@ def done_when_command() -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["Shared machine: other engineers' jobs ran at the same time (load averages in each row); "
-             "candidates were timed interleaved, so read the ratios. "
+    lines = ["The load average is recorded in each row (above 1 on this 2-core VM, other jobs shared its "
+             "cores); the paths were timed interleaved, so read the ratios. "
              f"{results['machine']}. Command: `{results['command']}`.", ""]
     if results.get("conv"):
         lines += ["### FFT against direct convolution (torch oneDNN), stride 1 unless stated", "",
