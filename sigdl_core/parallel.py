@@ -43,7 +43,9 @@ def _die_with_the_driver() -> None:
     """Pool-worker initializer: on Linux, the kernel kills this worker when its parent dies.
 
     A driver killed with SIGKILL cannot shut its pool down, and spawned workers would
-    otherwise wait for work forever; the run resumes with a new pool.
+    otherwise wait for work forever; the run resumes with a new pool. The signal comes when
+    the *thread* that started the worker ends, so submit to a :func:`local_pool` from a
+    thread that outlives the pool (the driver's main thread does).
     """
     if sys.platform.startswith("linux"):
         import ctypes
