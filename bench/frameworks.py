@@ -194,8 +194,9 @@ def compression_rows(folder: Path) -> tuple[list[dict], dict]:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Command: `{result['command']}` ({result['machine']}). Shared machine: {result['load_before']} before, "
-             f"{result['load_after']} after; timings are indicative, the lead reruns them on a quiet machine.", "",
+    lines = [f"Command: `{result['command']}` ({result['machine']}). Host {result['load_before']} before, "
+             f"{result['load_after']} after (above 1 on these 2 cores, other jobs shared them and the wall "
+             "times are noisy).", "",
              "### Train time per epoch (mnist5k, 4,000 digits, batch 64, SGD)", "",
              "| model | framework | first epoch | later epochs (mean of 3) | top-1 after 4 epochs |",
              "| --- | --- | --- | --- | --- |"]
