@@ -15,7 +15,6 @@ negligible share of a model's weights and pruning them buys nothing.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,16 +22,8 @@ from typing import Any
 
 from sigdl_core.errors import InvalidValueError, UnknownNameError
 from sigdl_core.interfaces import COMPRESSIBLE_KINDS
-
-_KNOWN_KINDS = ("conv", "depthwise", "fc", "norm", "bias", "other")
-
-
-def name_matches(pattern: str, name: str) -> bool:
-    """Whether ``pattern`` (exact name, module name or glob) selects weight ``name``."""
-    if pattern == name or fnmatch.fnmatchcase(name, pattern):
-        return True
-    module = name.rsplit(".", 1)[0] if "." in name else None
-    return module is not None and (pattern == module or fnmatch.fnmatchcase(module, pattern))
+from sigdl_core.layer_names import LAYER_KINDS as _KNOWN_KINDS
+from sigdl_core.layer_names import matches as name_matches
 
 
 def check_kinds(value: Any, param: str = "kinds") -> frozenset[str]:

@@ -9,42 +9,16 @@ unknown parameter name.
 
 from __future__ import annotations
 
-import fnmatch
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sigdl_core.errors import InvalidValueError, UnknownNameError
 from sigdl_core.interfaces import COMPRESSIBLE_KINDS
-
-KNOWN_KINDS = ("conv", "depthwise", "fc", "norm", "bias", "other")
-
-
-def check_params(params: Mapping[str, Any], known: Iterable[str], compressor: str) -> None:
-    """Raises :class:`UnknownNameError` for a parameter ``compressor`` does not take."""
-    known = list(known)
-    for key in params:
-        if key not in known:
-            raise UnknownNameError(f"parameter of compressor '{compressor}'", str(key), known)
-
-
-def name_matches(pattern: str, name: str) -> bool:
-    """Whether ``pattern`` (exact name, module name or glob) selects weight ``name``."""
-    if pattern == name or fnmatch.fnmatchcase(name, pattern):
-        return True
-    module = name.rsplit(".", 1)[0] if "." in name else None
-    return module is not None and (pattern == module or fnmatch.fnmatchcase(module, pattern))
-
-
-def _as_list(value: Any, param: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InvalidValueError(f"parameter '{param}'={value!r} is not a list of names",
-                            "give layer names or globs, e.g. ['fc3.weight', 'features.*']")
+from sigdl_core.layer_names import LAYER_KINDS as KNOWN_KINDS
+from sigdl_core.layer_names import check_params  # noqa: F401 - part of this module's interface
+from sigdl_core.layer_names import matches as name_matches
+from sigdl_core.layer_names import name_list as _as_list
 
 
 def check_kinds(value: Any, param: str = "kinds") -> frozenset[str]:
