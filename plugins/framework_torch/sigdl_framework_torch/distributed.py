@@ -32,11 +32,17 @@ The known traps of DDP on CPU are handled here:
 * **NCCL on CPU hosts**: NCCL is chosen only when CUDA is available with a device per
   worker; asking for it without is refused before any process starts. The NCCL path
   (module and batches on ``cuda:LOCAL_RANK``) is untested here: this machine has no GPU.
-* **batch-norm statistics**: as DDP does, each rank's running statistics follow its own share
-  of the batch while training, and every rank takes rank 0's at the end;
+* **batch-norm statistics**: each rank's running statistics follow its own share of the
+  batch while training (no broadcast of buffers before every forward), and every rank takes
+  rank 0's at the end: the weights DDP's default per-forward broadcast would give;
 * **a model too small to gain**: before training each rank times one step on its share of
   a batch and one all-reduce of the gradients' size; when the all-reduce costs more than
-  the step time the workers save, the run warns with the measured ratio.
+  the step time the workers save, the run warns with the measured ratio;
+* **start-up counted as training**: those probe steps run as training will (its memory
+  layout, its optimizer), so a fresh worker's one-time costs (the import of
+  ``torch._dynamo`` by the first optimizer and by DDP, about 1 s; the first steps' kernels)
+  fall in the workers' start-up, before the training clock starts, as the serial run's do
+  in its long-lived process.
 
 A worker that dies (killed, out of memory) ends the training with one line naming the rank
 and how it died (:class:`~sigdl_core.accelerate.WorkerLostError`); a SigDL error raised in a
@@ -193,7 +199,7 @@ def train_data_parallel(
         atomic_write_json(job / "job.json", {
             "architecture": model.architecture, "input_shape": list(model.input_shape),
             "num_classes": model.num_classes, "settings": settings.to_dict(), "backend": backend,
-            "threads": threads, "timeout_s": float(parallel.timeout_s)})
+            "threads": threads, "timeout_s": float(parallel.timeout_s), "progress": progress is not None})
         local = parallel.nnodes == 1 and not parallel.rdzv_endpoint
         endpoint = parallel.rdzv_endpoint or f"127.0.0.1:{_free_port()}"
         config = LaunchConfig(
@@ -303,24 +309,40 @@ def _digest(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _probe(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, rank: int, world: int,
-           device: torch.device) -> dict[str, Any]:
-    """Times one step on this rank's share of a batch and one all-reduce of the gradients'
-    size, on a copy of the model (the training itself is not touched); the maxima over ranks."""
+def _probe(module: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainSettings, rank: int,
+           world: int, device: torch.device) -> dict[str, Any]:
+    """Times one step (forward and backward) on this rank's share of a batch and one
+    all-reduce of the gradients' size, on a copy of the model (the training itself is not
+    touched); the maxima over ranks.
+
+    The copy takes the steps as training will: in training's memory layout (channels-last
+    for convolutional models) and with the settings' optimizer stepping after each. So the
+    step time is the one training sees, and a fresh worker's one-time costs are paid here,
+    before the training clock starts, as the serial run in a long-lived process has paid
+    them before: the first ``torch.optim`` optimizer of a process imports ``torch._dynamo``
+    (about 1 s on the 2-core machine), and the first steps in a layout create its kernels.
+    Counted in the training, they made a 2-step MobileNet epoch on 2 workers 0.45x one.
+    """
     import torch.distributed as dist
+
+    from .framework import _channels_last
+    from .optimization import make_optimizer
 
     probe = copy.deepcopy(module).train()
     params = [p for p in probe.parameters() if p.requires_grad]
-    idx = torch.arange(min(len(y), batch))[rank::world]
+    idx = torch.arange(min(len(y), settings.batch_size))[rank::world]
     xb, yb = x.index_select(0, idx).to(device), y.index_select(0, idx).to(device)
     steps, reduces = [], []
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _channels_last(probe) as layout:
+        if layout is not None:
+            xb = xb.contiguous(memory_format=layout)
+        optimizer = make_optimizer(params, settings)
         for _ in range(3):
             t0 = time.perf_counter()
-            for p in params:
-                p.grad = None
+            optimizer.zero_grad()
             F.cross_entropy(probe(xb), yb).backward()
             steps.append(time.perf_counter() - t0)
+            optimizer.step()
     flat = torch.zeros(sum(p.numel() for p in params), device=device)
     for _ in range(3):
         dist.barrier()
@@ -371,10 +393,15 @@ def _worker(job_dir: str) -> None:
         module = model.native.to(device)
         x, y = x.to(device), y.to(device)
         settings = TrainSettings(**spec["settings"])
-        probe = _probe(module, x, y, settings.batch_size, rank, world, device)
+        probe = _probe(module, x, y, settings, rank, world, device)
 
         def wrap(m: torch.nn.Module) -> torch.nn.Module:
-            return DistributedDataParallel(m, device_ids=[local_rank] if device.type == "cuda" else None)
+            # No broadcast of buffers before every forward: what it would send is rank 0's
+            # batch-norm statistics, which rank 0 keeps either way, and training's forward
+            # takes the batch's statistics, not the running ones; every rank takes rank 0's
+            # once, after training (below). The gradients are all-reduced as DDP does.
+            return DistributedDataParallel(m, device_ids=[local_rank] if device.type == "cuda" else None,
+                                           forward_sync_buffers=False)
 
         def all_reduce(loss_sum: float, correct: int) -> tuple[float, int]:
             t = torch.tensor([loss_sum, float(correct)], dtype=torch.float64, device=device)
@@ -392,11 +419,13 @@ def _worker(job_dir: str) -> None:
 
         dist.barrier()
         ready_at, ready_clock = time.time(), time.perf_counter()
-        history = train_module(module, x, y, settings, projection, progress if rank == 0 else None,
+        # rank 0 writes its progress only for a driver that reads it (a file written every 0.3 s)
+        watched = rank == 0 and bool(spec.get("progress", True))
+        history = train_module(module, x, y, settings, projection, progress if watched else None,
                                RankGroup(rank, world, wrap, all_reduce))
         train_s = time.perf_counter() - ready_clock
-        # batch-norm running statistics are each rank's own (DDP broadcasts rank 0's at the next
-        # forward, which does not come): take rank 0's, as that forward would
+        # batch-norm running statistics are each rank's own (forward_sync_buffers=False): every
+        # rank takes rank 0's, which are what DDP's default per-forward broadcast would have left
         with torch.no_grad():
             for buffer in module.buffers():
                 dist.broadcast(buffer, 0)
