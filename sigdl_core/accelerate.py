@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidValueError, SigdlError
-from .interfaces import ArrayDataset, Framework, Model, ProgressCallback, Projection, TrainHistory, TrainSettings
+from .interfaces import (ArrayDataset, Framework, Model, ProgressCallback, Projection, Teacher, TrainHistory,
+                         TrainSettings)
 
 __all__ = ["DataParallel", "WorkerLostError", "train"]
 
@@ -114,17 +115,22 @@ def train(
     parallel: DataParallel | None = None,
     projection: Projection | None = None,
     progress: ProgressCallback | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainHistory:
     """Trains on one worker, or data-parallel when ``parallel`` asks for more than one.
+
+    ``teacher`` (knowledge distillation) is passed only when given, so that a framework
+    without :attr:`~sigdl_core.interfaces.Framework.distills` is called as before.
 
     A data-parallel run whose measured all-reduce costs more than the step time it saves
     prints one warning line with the ratio (on standard error; it is also in the history's
     ``parallel`` record).
     """
+    extra = {"teacher": teacher} if teacher is not None else {}
     if parallel is None or not parallel.distributed:
-        return framework.train(model, data, settings, projection=projection, progress=progress)
+        return framework.train(model, data, settings, projection=projection, progress=progress, **extra)
     history = framework.train_data_parallel(model, data, settings, parallel, projection=projection,
-                                            progress=progress)
+                                            progress=progress, **extra)
     warning = (history.parallel or {}).get("warning")
     if warning:
         sys.stderr.write(f"warning: {warning}\n")

@@ -60,7 +60,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,7 @@ def chain_compressors(
     retrain: RetrainCallback | None = None,
     on_stage: Callable[[int, str, CompressionResult], None] | None = None,
     previous: CompressionResult | None = None,
+    unretrained: Collection[str] = (),
 ) -> CompressionResult:
     """Runs the compressors of ``chain`` in order, each on the previous one's result.
 
@@ -121,6 +122,8 @@ def chain_compressors(
     :param on_stage: told ``(index, name, result)`` after each stage (and its retraining).
     :param previous: the result of stages already run on ``weights`` (e.g. a pruning path
         the search ran itself); the first stage of ``chain`` continues from it.
+    :param unretrained: names of compressors of ``chain`` that run without retraining
+        (the search's pruning phases leave quantization's fine-tuning to its bits phase).
     :return: the last stage's result, its ``state["stages"]`` listing what each stage did
         (name, parameters, whether it changed the weights and was retrained; JSON-ready).
     """
@@ -142,7 +145,7 @@ def chain_compressors(
         changed = not _same_weights(current, result.weights)
         retrained = False
         settings_used = None
-        if retrain is not None and changed:
+        if retrain is not None and changed and name not in unretrained:
             copies = {n: np.array(a, copy=True) for n, a in result.weights.items()}
             if result.retrain and _takes_settings(retrain):
                 new = retrain(copies, result.projection, dict(result.retrain))

@@ -45,7 +45,9 @@ reads ``.onnx`` and builds none):
 * the ONNX export (input ``input``, output ``logits``, dynamic batch) gives the same top-1
   class as the framework's own evaluation;
 * loading a file that would run code (a pickle whose loading creates a folder) raises a
-  ``BadInputError`` and runs nothing.
+  ``BadInputError`` and runs nothing;
+* a framework that distils (``distills``) gives logits that rank as its evaluation does,
+  and trains with a ``teacher``.
 
 Everything here imports NumPy, onnx and onnxruntime only inside the checks.
 """
@@ -80,6 +82,7 @@ __all__ = [
     "check_emulator_numbers_have_methods",
     "check_emulator_refuses_unknown_option",
     "check_emulator_unsupported_operator",
+    "check_framework_distills",
     "check_framework_loading_runs_no_code",
     "check_framework_onnx_matches",
     "check_framework_weights_round_trip",
@@ -704,8 +707,41 @@ def check_framework_loading_runs_no_code(registry: Any, framework: str, folder: 
                                 "catch the loader's errors and raise ModelFileError (or UnsafeFileError)")
 
 
+def check_framework_distills(registry: Any, framework: str, folder: Path) -> None:
+    """A framework that says it distils (``Framework.distills``) gives logits that rank as its
+    evaluation does, and trains with a ``teacher``; one that does not has nothing to show."""
+    import numpy as np
+
+    from .interfaces import ArrayDataset, Teacher, TrainSettings
+
+    if not registry.framework(framework).distills:
+        return  # retraining uses the labels alone: the core never passes it a teacher
+    fw, model, shape, classes, _ = _framework_model(registry, framework, folder)
+    contract = "distillation: logits and a teacher"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, *shape)).astype(np.float32)
+    y = rng.integers(0, classes, 16).astype(np.int64)
+    data = ArrayDataset("conformance", x, y, x, y, num_classes=classes)
+    logits = np.asarray(fw.logits(model, data, "train"))
+    if logits.shape != (16, classes) or not np.isfinite(logits).all():
+        raise ContractError("framework", framework, contract,
+                            f"logits on 16 samples of {classes} classes have shape {logits.shape}",
+                            "return one finite row of pre-softmax outputs per sample of the split")
+    if not np.array_equal(logits.argmax(1) == y, np.asarray(fw.evaluate(model, data, "train").correct)):
+        raise ContractError("framework", framework, contract, "the logits' top-1 is not what evaluate counts",
+                            "compute logits and accuracy with the same forward pass (eval mode)")
+    if fw.training_unavailable(model) is not None:
+        return
+    try:
+        fw.train(model, data, TrainSettings(epochs=1, batch_size=8, lr=1e-3),
+                 teacher=Teacher(logits=logits, weight=0.9, temperature=4.0))
+    except TypeError as exc:
+        raise ContractError("framework", framework, contract, f"train does not take a teacher: {exc}",
+                            "accept train(..., teacher=Teacher) or set distills = False") from None
+
+
 FRAMEWORK_CHECKS = (check_framework_weights_round_trip, check_framework_onnx_matches,
-                    check_framework_loading_runs_no_code)
+                    check_framework_loading_runs_no_code, check_framework_distills)
 
 
 # --------------------------------------------------------------------------- test classes
@@ -794,6 +830,10 @@ class FrameworkContract:
     def test_loading_runs_no_code(self, sigdl_conformance_registry: Any, sigdl_conformance_framework: str,
                                   tmp_path: Path) -> None:
         check_framework_loading_runs_no_code(sigdl_conformance_registry, sigdl_conformance_framework, tmp_path)
+
+    def test_distills(self, sigdl_conformance_registry: Any, sigdl_conformance_framework: str,
+                      tmp_path: Path) -> None:
+        check_framework_distills(sigdl_conformance_registry, sigdl_conformance_framework, tmp_path)
 
 
 #: The fixture each contract class parametrises, the kind it names and the class attribute.

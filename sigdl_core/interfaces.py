@@ -300,6 +300,45 @@ class TrainHistory:
         return out
 
 
+@dataclass(frozen=True, eq=False)
+class Teacher:
+    """Soft targets for retraining by knowledge distillation (Hinton, Vinyals & Dean 2015).
+
+    ``logits`` are the teacher's outputs (before softmax) on the training split, one row per
+    sample in the order of ``data.arrays("train")``: the uncompressed baseline's, so that a
+    compressed model learns to answer as the model it replaces. Retraining then minimises
+    ``(1 - weight) * CE(student, labels) + weight * T^2 * KL(softmax(teacher/T) || softmax(student/T))``
+    with ``T = temperature``. A model that already fits its training labels (a small
+    dataset learnt to 100 %) gets almost no gradient from the labels alone; the teacher's
+    softened outputs still tell it how the baseline ranks the other classes.
+    """
+
+    logits: np.ndarray
+    weight: float = 0.9
+    temperature: float = 4.0
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        if not 0.0 <= float(self.weight) <= 1.0:
+            raise InvalidValueError(f"distillation weight {self.weight!r} is not in [0, 1]",
+                                    "use e.g. compress.retrain.distill: 0.9 (0: labels only)")
+        if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)
+                and self.temperature > 0):
+            raise InvalidValueError(f"distillation temperature {self.temperature!r} must be a number > 0",
+                                    "use e.g. compress.retrain.temperature: 4")
+        logits = np.asarray(self.logits)
+        if logits.ndim != 2 or not np.isfinite(logits).all():
+            raise InvalidValueError("teacher logits must be a finite samples × classes array")
+
+    def check(self, samples: int, classes: int) -> None:
+        """Raises when the logits do not have one row per training sample and one column per class."""
+        if tuple(self.logits.shape) != (samples, classes):
+            raise InvalidValueError(
+                f"teacher logits of shape {tuple(self.logits.shape)} do not match {samples} training "
+                f"samples of {classes} classes", "compute them on the same training split")
+
+
 @dataclass
 class Model:
     """A framework's model together with what the core needs to know about it.
@@ -368,6 +407,10 @@ class Framework(ABC):
     def save(self, model: Model, path: Path) -> Path:
         """Writes ``model`` to ``path`` atomically, in a form :meth:`load` reads back."""
 
+    #: Whether :meth:`train` (and :meth:`train_data_parallel`) take a ``teacher`` and
+    #: :meth:`logits` gives one: the core distils retraining from the baseline only then.
+    distills: bool = False
+
     @abstractmethod
     def train(
         self,
@@ -377,7 +420,20 @@ class Framework(ABC):
         projection: Projection | None = None,
         progress: ProgressCallback | None = None,
     ) -> TrainHistory:
-        """Trains in place; ``projection`` runs after every optimizer step."""
+        """Trains in place; ``projection`` runs after every optimizer step.
+
+        A framework with :attr:`distills` also takes ``teacher=`` (a :class:`Teacher`, or
+        None): the training loss then mixes the teacher's soft targets with the labels.
+        """
+
+    def logits(self, model: Model, data: ArrayDataset,
+               split: Literal["train", "validation", "test"] = "train") -> np.ndarray:
+        """The model's outputs before softmax on one split, samples × classes (float32).
+
+        Needed for :attr:`distills`; the default says the framework has none.
+        """
+        raise UnsupportedModelError(f"framework '{self.name}' gives no logits",
+                                    "retrain without distillation (compress.retrain.distill: 0)")
 
     def check_settings(self, settings: TrainSettings) -> None:
         """Raises :class:`~sigdl_core.errors.InvalidValueError` (one line) when this framework

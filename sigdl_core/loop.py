@@ -344,6 +344,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         "shortfalls": shortfalls,
         "stopped": stopped,
         "retraining": f"post-training: no retraining ({post_training})" if post_training else None,
+        "distillation": _distillation(recipe, framework, post_training),
         "candidates": candidates,
         "acceleration": _acceleration(recipe, candidates, search_seconds),
         "stages": session.stages,
@@ -357,6 +358,15 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         result.update(files=sorted(report["files"]))
     session.plugins.hook.sigdl_run_finished(run_dir=run_dir, report=report)
     return report
+
+
+def _distillation(recipe: Recipe, framework: Framework, post_training: str | None) -> dict[str, Any] | None:
+    """How retraining distilled from the baseline (search.Workbench.teacher), or None when it did not."""
+    retrain = recipe.compress["retrain"]
+    weight = float(retrain.get("distill", 0.0) or 0.0)
+    if not recipe.compress["chain"] or post_training or weight <= 0 or not framework.distills:
+        return None
+    return {"teacher": "baseline", "weight": weight, "temperature": float(retrain.get("temperature", 4.0))}
 
 
 def _acceleration(recipe: Recipe, candidates: list[dict[str, Any]], search_seconds: float | None) -> dict[str, Any]:

@@ -98,6 +98,9 @@ class RetrainSection(Section):
     optimizer: Name = Field("sgd", description="the retraining optimizer by name (as train.optimizer)")
     optimizer_params: dict[str, Any] = Field(default_factory=dict, description="its other keyword arguments")
     batch_size: int = Field(64, ge=1, description="samples per retraining step")
+    distill: Number = Field(0.9, ge=0, le=1, description="weight of the baseline's soft targets in the "
+                            "retraining loss (knowledge distillation; 0: the labels only)")
+    temperature: Number = Field(4.0, gt=0, description="softmax temperature of the distillation")
 
 
 class CompressSection(Section):
@@ -550,6 +553,8 @@ compress:
     lr: 0.01
     optimizer: sgd
     batch_size: 64
+    distill: 0.9          # weight of the baseline's soft targets (knowledge distillation; 0: labels only)
+    temperature: 4.0      # of the distillation's softmax
 
 targets: [atom-x5-e3930]  # sigdl targets; every candidate is re-tested on each. With emulator
                           # options (sigdl emulators): [{name: jetson-tx2, precision: fp32}]

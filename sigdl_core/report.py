@@ -108,6 +108,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     ]
     if report.get("retraining"):
         out += ["", report["retraining"][:1].upper() + report["retraining"][1:] + "."]
+    if report.get("distillation"):
+        d = report["distillation"]
+        out += ["", f"Retraining distilled from the {d['teacher']} (soft-target weight {d['weight']:g}, "
+                    f"temperature {d['temperature']:g})."]
     if report.get("shortfalls"):
         out += ["", "Limits missed by the " + ("chosen" if report.get("met") else "best") + " model:", ""]
         out += [f"- {s['text']}" for s in report["shortfalls"]]

@@ -33,6 +33,7 @@ from sigdl_core.interfaces import (
     Model,
     ProgressCallback,
     Projection,
+    Teacher,
     TrainHistory,
     TrainSettings,
 )
@@ -124,6 +125,16 @@ class OnnxFramework(Framework):
 
     # ------------------------------------------------------------------ evaluation
 
+    @property
+    def distills(self) -> bool:  # type: ignore[override]
+        """Retraining runs in the torch twin, which distils; without torch nothing trains."""
+        return self._torch_framework() is not None
+
+    def logits(self, model: Model, data: ArrayDataset,
+               split: Literal["train", "validation", "test"] = "train") -> np.ndarray:
+        x, _labels = data.arrays_for(model, split)
+        return np.asarray(self._graph(model).logits(x), dtype=np.float32)
+
     def evaluate(self, model: Model, data: ArrayDataset,
                  split: Literal["train", "validation", "test"] = "test") -> Accuracy:
         graph = self._graph(model)
@@ -169,7 +180,8 @@ class OnnxFramework(Framework):
         return None
 
     def train(self, model: Model, data: ArrayDataset, settings: TrainSettings,
-              projection: Projection | None = None, progress: ProgressCallback | None = None) -> TrainHistory:
+              projection: Projection | None = None, progress: ProgressCallback | None = None,
+              teacher: Teacher | None = None) -> TrainHistory:
         """Converts the graph to torch, trains it with the torch framework, copies weights back."""
         graph = self._graph(model)
         if settings.epochs == 0:
@@ -185,7 +197,7 @@ class OnnxFramework(Framework):
         if projection is not None:
             def wrapped(views: dict[str, np.ndarray]) -> None:
                 projection({n: views[t] for n, t in names.items()})
-        history = torch_fw.train(twin, data, settings, projection=wrapped, progress=progress)
+        history = torch_fw.train(twin, data, settings, projection=wrapped, progress=progress, teacher=teacher)
         trained = torch_fw.get_weights(twin)
         graph.set_weights({n: trained[t] for n, t in names.items()})
         return history

@@ -79,6 +79,7 @@ from sigdl_core.interfaces import (  # noqa: E402
     Model,
     ProgressCallback,
     Projection,
+    Teacher,
     TrainHistory,
     TrainSettings,
     float32_weight,
@@ -263,7 +264,27 @@ class _Trainer:
             correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64))
             return loss, correct
 
+        @tf.function(input_signature=[tf.TensorSpec([None, *spec[1:]], tf.float32), tf.TensorSpec([None], tf.int64),
+                                      tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([], tf.float32),
+                                      tf.TensorSpec([], tf.float32)])
+        def distil_step(xb: tf.Tensor, yb: tf.Tensor, tb: tf.Tensor, weight: tf.Tensor,
+                        temperature: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            """The step on ``(1 - w) CE + w T^2 KL(softmax(teacher/T) || softmax(student/T))``
+            (sigdl_core.interfaces.Teacher), means over the batch."""
+            with tf.GradientTape() as tape:
+                logits = keras_model(xb, training=True)
+                hard = loss_fn(yb, logits)
+                log_p = tf.nn.log_softmax(tb / temperature, axis=1)
+                log_q = tf.nn.log_softmax(logits / temperature, axis=1)
+                kl = tf.reduce_mean(tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=1))
+                loss = (1.0 - weight) * hard + weight * temperature * temperature * kl
+            grads = tape.gradient(loss, variables)
+            optimizer.apply(grads, variables)
+            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, axis=1), yb), tf.int64))
+            return loss, correct
+
         self.step = step
+        self.distil_step = distil_step
 
     def reset(self) -> None:
         for variable, value in zip(self.optimizer.variables, self.initial):
@@ -274,6 +295,7 @@ class TensorFlowFramework(Framework):
     """SigDL's TensorFlow/Keras 3 framework (registered as ``tensorflow``)."""
 
     name = FRAMEWORK
+    distills = True
 
     def __init__(self) -> None:
         self._trainers: weakref.WeakKeyDictionary[keras.Model, dict[str, _Trainer]] = weakref.WeakKeyDictionary()
@@ -505,18 +527,24 @@ class TensorFlowFramework(Framework):
         settings: TrainSettings,
         projection: Projection | None = None,
         progress: ProgressCallback | None = None,
+        teacher: Teacher | None = None,
     ) -> TrainHistory:
         km = self._keras(model)
         x, y = self._arrays(model, data, "train")
         if settings.epochs == 0:
             return TrainHistory()
+        if teacher is not None:
+            teacher.check(len(y), int(teacher.logits.shape[1]))
         with _seeded(int(settings.seed)):
-            return self._train(km, x, y, settings, projection, progress)
+            return self._train(km, x, y, settings, projection, progress,
+                               teacher if teacher is not None and teacher.weight > 0 else None)
 
     def _train(self, km: keras.Model, x: np.ndarray, y: np.ndarray, settings: TrainSettings,
-               projection: Projection | None, progress: ProgressCallback | None) -> TrainHistory:
+               projection: Projection | None, progress: ProgressCallback | None,
+               teacher: Teacher | None = None) -> TrainHistory:
         history, start = TrainHistory(), time.perf_counter()
         n, batch = len(y), settings.batch_size
+        soft = np.ascontiguousarray(teacher.logits, dtype=np.float32) if teacher is not None else None
         steps_per_epoch = math.ceil(n / batch)
         total_steps = steps_per_epoch * settings.epochs
         for i, layer in enumerate(km._flatten_layers(include_self=False)):
@@ -534,7 +562,12 @@ class TensorFlowFramework(Framework):
             for b in range(steps_per_epoch):
                 idx = perm[b * batch:(b + 1) * batch]
                 trainer.optimizer.learning_rate = rate(epoch, step)
-                loss, right = trainer.step(tf.constant(x[idx]), tf.constant(y[idx]))
+                if soft is None:
+                    loss, right = trainer.step(tf.constant(x[idx]), tf.constant(y[idx]))
+                else:
+                    loss, right = trainer.distil_step(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(soft[idx]),
+                                                      tf.constant(float(teacher.weight), tf.float32),
+                                                      tf.constant(float(teacher.temperature), tf.float32))
                 if projection is not None:
                     self._project(entries, projection)
                 value = float(loss)
@@ -571,6 +604,11 @@ class TensorFlowFramework(Framework):
             self._forwards[km] = tf.function(lambda xb: km(xb, training=False),
                                              input_signature=[tf.TensorSpec([None, *spec[1:]], tf.float32)])
         return self._forwards[km]
+
+    def logits(self, model: Model, data: ArrayDataset,
+               split: Literal["train", "validation", "test"] = "train") -> np.ndarray:
+        xk, _y = self._arrays(model, data, split)
+        return np.asarray(self._logits(model, xk), dtype=np.float32)
 
     def predict(self, model: Model, x: np.ndarray) -> np.ndarray:
         """Logits for samples ``x`` in SigDL's layout (N×C×H×W, or N×features), in batches."""

@@ -79,6 +79,7 @@ from sigdl_core.interfaces import (
     Model,
     ProgressCallback,
     Projection,
+    Teacher,
     TrainHistory,
     TrainSettings,
     float32_weight,
@@ -159,6 +160,7 @@ class TorchFramework(Framework):
     """SigDL's PyTorch framework (registered as ``torch``)."""
 
     name = FRAMEWORK
+    distills = True
 
     # ------------------------------------------------------------------ models
 
@@ -485,10 +487,11 @@ class TorchFramework(Framework):
         settings: TrainSettings,
         projection: Projection | None = None,
         progress: ProgressCallback | None = None,
+        teacher: Teacher | None = None,
     ) -> TrainHistory:
         module = self._module(model)
         x, y = self._tensors(model, data, "train")
-        return train_module(module, x, y, settings, projection, progress)
+        return train_module(module, x, y, settings, projection, progress, teacher=teacher)
 
     def train_data_parallel(
         self,
@@ -505,33 +508,49 @@ class TorchFramework(Framework):
 
         return train_data_parallel(self, model, data, settings, parallel, projection, progress)
 
+    def _batched_logits(self, model: Model, x: torch.Tensor) -> list[torch.Tensor]:
+        """The model's logits in evaluation mode, batch by batch, without gradients."""
+        module = self._module(model)
+        batch = max(1, min(1024, _EVAL_VALUES_PER_BATCH // max(1, math.prod(model.input_shape))))
+        out = []
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad(), _channels_last(module) as layout, torch_threads(module):
+                for i in range(0, len(x), batch):
+                    xb = x[i : i + batch]
+                    out.append(module(xb if layout is None else xb.contiguous(memory_format=layout)))
+        finally:
+            module.train(was_training)
+        return out
+
+    def logits(self, model: Model, data: ArrayDataset,
+               split: Literal["train", "validation", "test"] = "train") -> np.ndarray:
+        if split not in ("train", "validation", "test"):
+            raise InvalidValueError(f"split '{split}' is not 'train', 'validation' or 'test'")
+        x, _y = self._tensors(model, data, split)
+        parts = [out.float().cpu().numpy() for out in self._batched_logits(model, x)]
+        return np.concatenate(parts) if parts else np.zeros((0, model.num_classes), np.float32)
+
     def evaluate(
         self, model: Model, data: ArrayDataset,
         split: Literal["train", "validation", "test"] = "test",
     ) -> Accuracy:
         if split not in ("train", "validation", "test"):
             raise InvalidValueError(f"split '{split}' is not 'train', 'validation' or 'test'")
-        module = self._module(model)
         x, y = self._tensors(model, data, split)
-        batch = max(1, min(1024, _EVAL_VALUES_PER_BATCH // max(1, math.prod(model.input_shape))))
         correct1 = correct5 = 0
         hits = []  # per-sample top-1 hits (Accuracy.correct)
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad(), _channels_last(module) as layout, torch_threads(module):
-                for i in range(0, len(y), batch):
-                    xb = x[i : i + batch]
-                    logits = module(xb if layout is None else xb.contiguous(memory_format=layout))
-                    yb = y[i : i + batch]
-                    k = min(5, logits.shape[1])
-                    top = logits.topk(k, dim=1).indices
-                    hit = top[:, 0] == yb
-                    hits.append(hit.cpu().numpy())
-                    correct1 += int(hit.sum())
-                    correct5 += int((top == yb[:, None]).any(dim=1).sum())
-        finally:
-            module.train(was_training)
+        start = 0
+        for logits in self._batched_logits(model, x):
+            yb = y[start : start + len(logits)]
+            start += len(logits)
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices
+            hit = top[:, 0] == yb
+            hits.append(hit.cpu().numpy())
+            correct1 += int(hit.sum())
+            correct5 += int((top == yb[:, None]).any(dim=1).sum())
         n = len(y)
         correct = np.concatenate(hits) if hits else np.zeros(0, dtype=bool)
         return Accuracy(top1=correct1 / n, top5=correct5 / n, samples=n, correct=correct)
@@ -599,9 +618,11 @@ def train_module(
     projection: Projection | None = None,
     progress: ProgressCallback | None = None,
     group: RankGroup | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainHistory:
     """Trains ``module`` on ``x, y`` (see the module docstring); with ``group``, as one rank
-    of a data-parallel run, on its share of every global batch."""
+    of a data-parallel run, on its share of every global batch. With ``teacher``, the loss
+    is :func:`distillation_loss` against the teacher's logits of the same samples."""
     history = TrainHistory()
     if settings.epochs == 0:
         return history
@@ -613,6 +634,10 @@ def train_module(
     start = time.perf_counter()
     step = 0
     rank, world = (group.rank, group.world) if group is not None else (0, 1)
+    soft = None
+    if teacher is not None and teacher.weight > 0:
+        teacher.check(n, int(teacher.logits.shape[1]))
+        soft = torch.from_numpy(np.ascontiguousarray(teacher.logits, dtype=np.float32))
     with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
         # dropout draws differ between ranks (each sees other samples), but not between runs
         torch.manual_seed(int(settings.seed) + 7919 * rank)
@@ -637,7 +662,9 @@ def train_module(
                     yb = y.index_select(0, idx)
                     optimizer.zero_grad()
                     logits = forward(xb)
-                    if group is None:
+                    if soft is not None:
+                        loss = distillation_loss(logits, yb, soft.index_select(0, idx), teacher, whole, world)
+                    elif group is None:
                         loss = F.cross_entropy(logits, yb)
                     else:
                         loss = F.cross_entropy(logits, yb, reduction="sum") * (world / whole)
@@ -667,6 +694,19 @@ def train_module(
             module.eval()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor,
+                      teacher: Teacher, whole: int, world: int = 1) -> torch.Tensor:
+    """``(1 - w) CE(logits, labels) + w T^2 KL(softmax(teacher/T) || softmax(logits/T))``
+    (:class:`~sigdl_core.interfaces.Teacher`), summed over the rank's samples and divided by
+    the global batch ``whole``, times ``world`` (DDP averages the ranks' gradients), so that
+    every number of workers takes the serial step."""
+    t, w = float(teacher.temperature), float(teacher.weight)
+    hard = F.cross_entropy(logits, labels, reduction="sum")
+    kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                  reduction="sum", log_target=True)
+    return ((1.0 - w) * hard + w * t * t * kl) * (world / whole)
 
 
 def _float_state_of(module: nn.Module) -> dict[str, torch.Tensor]:

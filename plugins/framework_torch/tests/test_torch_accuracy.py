@@ -7,19 +7,13 @@ fewest epochs that clear the bar by more than a point on every seed tried (see R
 from __future__ import annotations
 
 import pytest
-import torch
 
 from sigdl_core.interfaces import TrainSettings
 from sigdl_datasets.loaders import load_mnist5k
 from sigdl_framework_torch.framework import RECOMMENDED_SETTINGS, TorchFramework
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.slow

@@ -25,17 +25,7 @@ from sigdl_framework_torch.framework import TorchFramework
 from sigdl_framework_torch.optimization import make_optimizer, make_scheduler
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def fw() -> TorchFramework:
-    return TorchFramework()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

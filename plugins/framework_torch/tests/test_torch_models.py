@@ -10,12 +10,7 @@ from sigdl_framework_torch.models import MIN_INPUT_SIZE, build_module, count_par
 from sigdl_framework_torch.plugin import MODEL_CATALOG
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CANONICAL = {

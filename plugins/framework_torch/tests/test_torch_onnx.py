@@ -9,20 +9,9 @@ import pytest
 import torch
 
 from sigdl_core.errors import InvalidValueError, UnsupportedModelError
-from sigdl_framework_torch.framework import TorchFramework
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def fw() -> TorchFramework:
-    return TorchFramework()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomise_batchnorm(fw, model, rng):
