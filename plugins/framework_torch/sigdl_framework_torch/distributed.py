@@ -77,7 +77,8 @@ from sigdl_core import errors as sigdl_errors
 from sigdl_core.accelerate import DataParallel, WorkerLostError
 from sigdl_core.errors import InvalidValueError, SigdlError, UnsupportedModelError
 from sigdl_core.files import atomic_path, atomic_write_json
-from sigdl_core.interfaces import ArrayDataset, Model, ProgressCallback, Projection, TrainHistory, TrainSettings
+from sigdl_core.interfaces import (ArrayDataset, Model, ProgressCallback, Projection, Teacher, TrainHistory,
+                                   TrainSettings)
 
 __all__ = ["choose_backend", "loopback_interface", "train_data_parallel"]
 
@@ -171,8 +172,12 @@ def train_data_parallel(
     parallel: DataParallel,
     projection: Projection | None = None,
     progress: ProgressCallback | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainHistory:
-    """Trains ``model`` in place with DDP on ``parallel.workers`` workers (see the module docstring)."""
+    """Trains ``model`` in place with DDP on ``parallel.workers`` workers (see the module docstring).
+
+    With ``teacher`` (distillation), its logits travel beside the training split and every
+    rank takes the rows of its own samples."""
     from torch.distributed.elastic.multiprocessing.api import DefaultLogsSpecs, Std
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -194,12 +199,17 @@ def train_data_parallel(
     with tempfile.TemporaryDirectory(prefix="sigdl-ddp-") as tmp:
         job = Path(tmp)
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, job / "model.pt")
-        np.savez(job / "train.npz", x=x.numpy(), y=y.numpy())
+        soft = {}
+        if teacher is not None and teacher.weight > 0:
+            teacher.check(len(y), int(teacher.logits.shape[1]))
+            soft = {"teacher": np.ascontiguousarray(teacher.logits, dtype=np.float32)}
+        np.savez(job / "train.npz", x=x.numpy(), y=y.numpy(), **soft)
         (job / "projection.pkl").write_bytes(pickle.dumps(projection))
         atomic_write_json(job / "job.json", {
             "architecture": model.architecture, "input_shape": list(model.input_shape),
             "num_classes": model.num_classes, "settings": settings.to_dict(), "backend": backend,
-            "threads": threads, "timeout_s": float(parallel.timeout_s), "progress": progress is not None})
+            "threads": threads, "timeout_s": float(parallel.timeout_s), "progress": progress is not None,
+            "teacher": {"weight": float(teacher.weight), "temperature": float(teacher.temperature)} if soft else None})
         local = parallel.nnodes == 1 and not parallel.rdzv_endpoint
         endpoint = parallel.rdzv_endpoint or f"127.0.0.1:{_free_port()}"
         config = LaunchConfig(
@@ -390,6 +400,7 @@ def _worker(job_dir: str) -> None:
                        job / "model.pt")
         with np.load(job / "train.npz", allow_pickle=False) as arrays:
             x, y = torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"])
+            teacher = Teacher(logits=arrays["teacher"], **spec["teacher"]) if spec.get("teacher") else None
         module = model.native.to(device)
         x, y = x.to(device), y.to(device)
         settings = TrainSettings(**spec["settings"])
@@ -422,7 +433,7 @@ def _worker(job_dir: str) -> None:
         # rank 0 writes its progress only for a driver that reads it (a file written every 0.3 s)
         watched = rank == 0 and bool(spec.get("progress", True))
         history = train_module(module, x, y, settings, projection, progress if watched else None,
-                               RankGroup(rank, world, wrap, all_reduce))
+                               RankGroup(rank, world, wrap, all_reduce), teacher=teacher)
         train_s = time.perf_counter() - ready_clock
         # batch-norm running statistics are each rank's own (forward_sync_buffers=False): every
         # rank takes rank 0's, which are what DDP's default per-forward broadcast would have left

@@ -501,12 +501,13 @@ class TorchFramework(Framework):
         parallel: Any,
         projection: Projection | None = None,
         progress: ProgressCallback | None = None,
+        teacher: Teacher | None = None,
     ) -> TrainHistory:
         """Trains with DistributedDataParallel on ``parallel.workers`` processes per node,
         launched by torch's elastic agent (:mod:`sigdl_framework_torch.distributed`)."""
         from .distributed import train_data_parallel
 
-        return train_data_parallel(self, model, data, settings, parallel, projection, progress)
+        return train_data_parallel(self, model, data, settings, parallel, projection, progress, teacher=teacher)
 
     def _batched_logits(self, model: Model, x: torch.Tensor) -> list[torch.Tensor]:
         """The model's logits in evaluation mode, batch by batch, without gradients."""
@@ -637,7 +638,7 @@ def train_module(
     soft = None
     if teacher is not None and teacher.weight > 0:
         teacher.check(n, int(teacher.logits.shape[1]))
-        soft = torch.from_numpy(np.ascontiguousarray(teacher.logits, dtype=np.float32))
+        soft = torch.from_numpy(np.ascontiguousarray(teacher.logits, dtype=np.float32)).to(x.device)
     with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
         # dropout draws differ between ranks (each sees other samples), but not between runs
         torch.manual_seed(int(settings.seed) + 7919 * rank)

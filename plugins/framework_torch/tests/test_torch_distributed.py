@@ -145,3 +145,27 @@ def test_a_batch_norm_model_ends_with_the_same_weights_and_statistics_on_every_r
     history = train(fw, model, data, TrainSettings(epochs=1, batch_size=32, lr=0.01, seed=0),
                     DataParallel(workers=2))
     assert len(set(history.parallel["rank_digests"])) == 1  # running means and variances included
+
+
+def test_distillation_runs_data_parallel_as_it_runs_serially(importable_tests: None) -> None:
+    """The teacher's logits travel to the ranks, and each rank distils its own samples: two
+    gloo workers take the serial run's steps (up to float summation order)."""
+    from sigdl_core.interfaces import Teacher
+
+    fw = TorchFramework()
+    data = load_digits(None, 0)
+    teacher_model = fw.build("lenet300100", (1, 8, 8), 10, seed=1)
+    fw.train(teacher_model, data, TrainSettings(epochs=2, lr=0.05))
+    teacher = Teacher(logits=fw.logits(teacher_model, data, "train"), weight=0.9, temperature=4.0)
+    model, masks = _pruned(fw)
+    history = train(fw, model, data, SETTINGS, DataParallel(workers=2, timeout_s=60), projection=Masks(masks),
+                    teacher=teacher)
+    assert len(set(history.parallel["rank_digests"])) == 1
+    serial, _ = _pruned(fw)
+    serial_history = fw.train(serial, data, SETTINGS, projection=Masks(masks), teacher=teacher)
+    labels_only, _ = _pruned(fw)
+    fw.train(labels_only, data, SETTINGS, projection=Masks(masks))
+    assert np.allclose(history.loss, serial_history.loss, rtol=1e-5)
+    weights, other = fw.get_weights(model), fw.get_weights(serial)
+    assert max(float(np.abs(weights[k] - other[k]).max()) for k in weights) < 1e-5
+    assert not np.allclose(fw.get_weights(labels_only)["fc1.weight"], weights["fc1.weight"], atol=1e-4)
