@@ -271,7 +271,9 @@ def done_when_command() -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     lines = ["The load average is recorded in each row (above 1 on this 2-core VM, other jobs shared its "
              "cores); the paths were timed interleaved, so read the ratios. "
-             f"{results['machine']}. Command: `{results['command']}`.", ""]
+             f"{results['machine']}. Commands: "
+             + "; ".join(f"{part} `{cmd}`" for part, cmd in (results.get("commands")
+                                                          or {"all": results["command"]}).items()) + ".", ""]
     if results.get("conv"):
         lines += ["### FFT against direct convolution (torch oneDNN), stride 1 unless stated", "",
                   "| layer | threads | batch | direct ms | best FFT ms (tile) | FFT speed-up | chooser | chooser / best | load |",
@@ -338,6 +340,12 @@ def main() -> None:
                           f"torch {torch.__version__}")
     results["command"] = "python bench/fft.py" + ("" if args.part == "all" else f" --part {args.part}") + (
         " --quick" if args.quick else "")
+    commands = results.setdefault("commands", {})  # what last made each part
+    for part in ("conv", "fc", "accuracy"):
+        if args.part in (part, "all"):
+            commands[part] = results["command"]
+        else:
+            commands.setdefault(part, "python bench/fft.py")
     if args.part in ("conv", "all"):
         results["conv"] = conv_part(args.quick)
         results["conv_note"] = conv_note(results["conv"])
