@@ -9,7 +9,9 @@ model's ratio, its top-1 drop on the validation split (what decided) and on the 
 
 Goals (issue 13): the default run chooses >= 60x on LeNet-300-100 and `--model lenet5`
 >= 80x, each with a validation drop <= 1.0 point and a test drop <= 1.5 points, in <= 90 s
-on 2 cores.
+on 2 cores, on seeds 0, 1 and 2. The default run is also measured on seeds 3 and 4, which
+were looked at when the noise margin's rule was chosen (uncapped, beside distillation), not
+when anything else was set.
 
     .venv/bin/python bench/loop.py            # every row
     .venv/bin/python bench/loop.py default    # only the rows whose name starts with "default"
@@ -95,7 +97,7 @@ def run(name: str, args: list[str], folder: Path) -> dict:
 
 #: (name, arguments); a recipe file argument "LENET5" is written from :data:`LENET5`.
 RUNS = [
-    *[(f"default seed {s}", ["--seed", str(s)]) for s in (0, 1, 2)],
+    *[(f"default seed {s}", ["--seed", str(s)]) for s in (0, 1, 2, 3, 4)],
     *[(f"lenet5 seed {s}", ["--model", "lenet5", "--seed", str(s)]) for s in (0, 1, 2)],
     ("lenet5-movidius-jetson", ["LENET5"]),
 ]
@@ -116,12 +118,16 @@ def render(rows: list[dict], machine: str) -> str:
                      f"{r['load_before']:.1f} / {r['load_after']:.1f} | {r['candidates']} | {r['ratio']:.1f}× | "
                      f"{_fmt(r['validation_drop_points'], '.2f')} pt | {_fmt(r['test_drop_points'], '.2f')} pt | "
                      f"{fps} |")
+    quiet = all(r["load_before"] < 1.5 and r["load_after"] < 1.5 for r in rows)
+    where = ("Taken on a quiet machine (the load average, recorded, is about the run's own 1.0). " if quiet else
+             "Taken on a shared machine (other engineers' jobs ran on the same two cores; the load average is "
+             "recorded): read the wall times as noisy and the user CPU times as what the run itself needs. ")
     md_head = (f"Command: `.venv/bin/python bench/loop.py` ({machine}). Each row is one `sigdl run` in a fresh "
-          "process, timed from start to exit; user CPU is the process's own. Taken on a shared machine "
-          "(other engineers' jobs ran on the same two cores; the load average is recorded): read the wall "
-          "times as noisy and the user CPU times as what the run itself needs. The search decides on the "
+          "process, timed from start to exit; user CPU is the process's own. " + where + "The search decides on the "
           "validation split (10 % of the training data, 400 digits); the test split (1,000 digits) is "
-          "evaluated only for the report.\n\n")
+          "evaluated only for the report. Retraining distils from the baseline (the recipe's default "
+          "`compress.retrain.distill: 0.9`). Seeds 3 and 4 of the default run were looked at when the "
+          "noise margin's rule was chosen.\n\n")
     md = (md_head + "\n".join(lines) + "\n\nLeNet-5 recipe:\n\n```yaml\n"
           + LENET5 + "```\n") if any(r["run"] == "lenet5-movidius-jetson" for r in rows) else \
         md_head + "\n".join(lines) + ("\n\nNot rerun this time: LeNet-5 against Movidius and Jetson "
