@@ -43,7 +43,7 @@ def test_new_data_joins_retraining_is_reported_apart_and_stays_in_the_run_folder
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("model: lenet300100\ndataset: mnist5k\ntrain: {epochs: 3}\n"
                       "compress: {chain: [prune], params: {prune: {sparsity: 0.8}}, retrain: {epochs: 1}}\n"
-                      "search: {strategy: fixed}\ntargets: []\n")
+                      "search: {strategy: fixed}\ntargets: []\nbudget: {max_accuracy_drop: null, min_fps: null}\n")
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
