@@ -344,7 +344,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         "shortfalls": shortfalls,
         "stopped": stopped,
         "retraining": f"post-training: no retraining ({post_training})" if post_training else None,
-        "distillation": _distillation(recipe, framework, post_training),
+        "distillation": _distillation(recipe, framework, post_training, data),
         "candidates": candidates,
         "acceleration": _acceleration(recipe, candidates, search_seconds),
         "stages": session.stages,
@@ -360,11 +360,13 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
     return report
 
 
-def _distillation(recipe: Recipe, framework: Framework, post_training: str | None) -> dict[str, Any] | None:
-    """How retraining distilled from the baseline (search.Workbench.teacher), or None when it did not."""
+def _distillation(recipe: Recipe, framework: Framework, post_training: str | None,
+                  data: ArrayDataset) -> dict[str, Any] | None:
+    """How retraining distilled from the baseline (search.Workbench.teacher), or None when it
+    did not (no chain, no retraining, timing-only data, distill 0, a framework that does not)."""
     retrain = recipe.compress["retrain"]
     weight = float(retrain.get("distill", 0.0) or 0.0)
-    if not recipe.compress["chain"] or post_training or weight <= 0 or not framework.distills:
+    if not recipe.compress["chain"] or post_training or data.timing_only or weight <= 0 or not framework.distills:
         return None
     return {"teacher": "baseline", "weight": weight, "temperature": float(retrain.get("temperature", 4.0))}
 

@@ -534,7 +534,7 @@ class TensorFlowFramework(Framework):
         if settings.epochs == 0:
             return TrainHistory()
         if teacher is not None:
-            teacher.check(len(y), int(teacher.logits.shape[1]))
+            teacher.check(len(y), model.num_classes)
         with _seeded(int(settings.seed)):
             return self._train(km, x, y, settings, projection, progress,
                                teacher if teacher is not None and teacher.weight > 0 else None)

@@ -201,7 +201,7 @@ def train_data_parallel(
         torch.save({k: v.detach().cpu() for k, v in module.state_dict().items()}, job / "model.pt")
         soft = {}
         if teacher is not None and teacher.weight > 0:
-            teacher.check(len(y), int(teacher.logits.shape[1]))
+            teacher.check(len(y), model.num_classes)
             soft = {"teacher": np.ascontiguousarray(teacher.logits, dtype=np.float32)}
         np.savez(job / "train.npz", x=x.numpy(), y=y.numpy(), **soft)
         (job / "projection.pkl").write_bytes(pickle.dumps(projection))

@@ -491,6 +491,8 @@ class TorchFramework(Framework):
     ) -> TrainHistory:
         module = self._module(model)
         x, y = self._tensors(model, data, "train")
+        if teacher is not None:
+            teacher.check(len(y), model.num_classes)
         return train_module(module, x, y, settings, projection, progress, teacher=teacher)
 
     def train_data_parallel(
@@ -637,7 +639,8 @@ def train_module(
     rank, world = (group.rank, group.world) if group is not None else (0, 1)
     soft = None
     if teacher is not None and teacher.weight > 0:
-        teacher.check(n, int(teacher.logits.shape[1]))
+        if len(teacher.logits) != n:
+            teacher.check(n, int(teacher.logits.shape[1]))  # one row per sample; the caller checks the classes
         soft = torch.from_numpy(np.ascontiguousarray(teacher.logits, dtype=np.float32)).to(x.device)
     with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
         # dropout draws differ between ranks (each sees other samples), but not between runs

@@ -75,8 +75,10 @@ def test_a_student_learns_the_teachers_answers_not_only_the_labels(fw, digits):
 def test_teacher_logits_must_fit_the_training_split(fw, digits):
     model = fw.build("lenet300100", (1, 8, 8), 10, seed=0)
     short = Teacher(logits=np.zeros((5, 10), np.float32))
-    with pytest.raises(InvalidValueError, match="do not match"):
-        fw.train(model, digits, TrainSettings(epochs=1), teacher=short)
+    narrow = Teacher(logits=np.zeros((len(digits.y_train), 7), np.float32))
+    for teacher in (short, narrow):
+        with pytest.raises(InvalidValueError, match="do not match"):
+            fw.train(model, digits, TrainSettings(epochs=1), teacher=teacher)
 
 
 @pytest.mark.parametrize("kwargs,match", [({"weight": 1.5}, "not in"), ({"temperature": 0}, "> 0"),
