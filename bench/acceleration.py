@@ -192,11 +192,31 @@ def main() -> None:
               "same_choice": len({r["chosen_key"] for r in search}) == 1}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "acceleration.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = render(result)
+    (RESULTS / "acceleration.md").write_text(text)
+    print(text)
+
+
+def render(result: dict) -> str:
+    """acceleration.md from the recorded result (``--markdown`` rewrites it from acceleration.json)."""
+    def workers_as_ints(value: object) -> object:  # JSON turned the worker counts (dict keys) into strings
+        if isinstance(value, dict):
+            return {int(k) if isinstance(k, str) and k.isdigit() else k: workers_as_ints(v) for k, v in value.items()}
+        return [workers_as_ints(v) for v in value] if isinstance(value, list) else value
+
+    result = workers_as_ints(result)
+    training, search, command, quick = result["training"], result["search"], result["command"], result["quick"]
     loads = [x for r in training for w in r["runs"].values() for run in w for x in run["load"]]
     loads += [x for r in search for x in r["load"]]
+    others = [run["others_cores"] for r in training for w in r["runs"].values() for run in w
+              if run["others_cores"] is not None]
+    quiet = bool(others) and max(others) <= 0.1
     lines = [
-        f"`{command}` on {os.cpu_count()} cores. **Shared machine, load average {min(loads):.1f}-{max(loads):.1f}** "
-        "during the runs: these speed-ups are not the machine's; rerun on a quiet machine."
+        f"`{command}` on {result['cpus']} cores. "
+        + (f"Quiet machine during the training runs (other processes at most {max(others):.2f} cores); the load "
+           f"average, {min(loads):.1f}-{max(loads):.1f}, counts the benchmark's own workers." if quiet else
+           f"**Shared machine, load average {min(loads):.1f}-{max(loads):.1f}** during the runs: these speed-ups "
+           "are not the machine's; rerun on a quiet machine.")
         + (" Reduced form (`--quick`): fewer epochs, samples and candidates." if quick else ""),
         "",
         "| training | samples/s, 1 worker | samples/s, 2 workers | speed-up | all-reduce / step (2 workers) | "
@@ -211,8 +231,6 @@ def main() -> None:
                      f"{r['samples_per_s'][1]:.0f} | {r['samples_per_s'][2]:.0f} | "
                      f"{r['speedup']:.2f}x | {probe.get('allreduce_per_step', '—')} | {acc} | "
                      f"{r['wall_s'][1]:.1f} / {r['wall_s'][2]:.1f} ({r['wall_speedup']:.2f}x) |")
-    others = [run["others_cores"] for r in training for w in r["runs"].values() for run in w
-              if run["others_cores"] is not None]
     lines += ["", "samples/s is the training loop's (best of two runs each); a worker's start-up (importing "
               "torch, the probe steps that warm its kernels and optimizer, the rendezvous) and the transfer of "
               "weights are the wall time's, in the last column."
@@ -226,9 +244,11 @@ def main() -> None:
     lines += ["", f"Same chosen candidate with every executor: **{'yes' if result['same_choice'] else 'NO'}**. "
               "Only the sensitivity grid and the sharded test re-test run in parallel; the pruning path, "
               "which holds most of the search's time, is sequential (docs/acceleration.md)."]
-    (RESULTS / "acceleration.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--markdown"]:
+        (RESULTS / "acceleration.md").write_text(render(json.loads((RESULTS / "acceleration.json").read_text())))
+    else:
+        main()
