@@ -143,7 +143,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             how = (f"the paired standard error of its drop from the baseline on the same samples (it and the "
                    f"baseline disagree on {pair['baseline_only'] + pair['candidate_only']} of {pair['samples']}: "
                    f"{pair['baseline_only']} only the baseline gets right, {pair['candidate_only']} only it)"
-                   if pair else "one standard error of the validation estimate (at most half the allowed drop)")
+                   if pair else "one standard error of the validation estimate")
             out += ["", f"The search kept the chosen model {margin:.2f} points above the budget's floor: {how}, "
                     "since the most compressed candidate a small split lets through is where its luck is best."]
     if report.get("new_data"):
