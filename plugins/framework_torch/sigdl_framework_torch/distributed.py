@@ -294,11 +294,13 @@ def _worker_failure(job: Path, exc: Exception, parallel: DataParallel) -> SigdlE
     for rank, failure in failures:
         if rank in reports:
             continue
+        said = _last_words(job, rank)
+        said = f" (its last output: {said!r})" if said else ""
         if failure.exitcode < 0 and failure.signal_name() != "SIGTERM":
-            return WorkerLostError(f"data-parallel worker rank {rank} was killed by {failure.signal_name()}; "
+            return WorkerLostError(f"data-parallel worker rank {rank} was killed by {failure.signal_name()}{said}; "
                                    "training stopped", hint)
         if failure.exitcode > 0:
-            return WorkerLostError(f"data-parallel worker rank {rank} exited with code {failure.exitcode}; "
+            return WorkerLostError(f"data-parallel worker rank {rank} exited with code {failure.exitcode}{said}; "
                                    "training stopped", hint)
     if reports:
         info = reports[min(reports)]
@@ -306,6 +308,25 @@ def _worker_failure(job: Path, exc: Exception, parallel: DataParallel) -> SigdlE
                                "train with --workers 1 to see the error in full")
     rank = failures[0][0] if failures else "?"
     return WorkerLostError(f"data-parallel worker rank {rank} failed; training stopped", hint)
+
+
+def _last_words(job: Path, rank: int, limit: int = 160) -> str:
+    """The last non-empty line the worker of ``rank`` wrote to its standard error (the agent
+    redirects it under ``job/logs``), shortened to ``limit`` characters; "" when there is none.
+    A worker killed by a signal leaves no error file, and this line (an uncaught C++
+    exception's ``what()``, say) is then all that tells why."""
+    for log in sorted(job.glob(f"logs/**/attempt_*/{rank}/stderr.log")):
+        try:
+            with open(log, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+        except OSError:
+            continue
+        if lines:
+            line = lines[-1]
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
 
 
 # --------------------------------------------------------------------------- in the workers

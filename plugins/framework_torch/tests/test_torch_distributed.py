@@ -22,7 +22,7 @@ HERE = Path(__file__).parent
 
 
 sys.path.insert(0, str(HERE))
-from torch_ddp_helpers import KillRankOne, Masks  # noqa: E402  (importable by the workers by this name)
+from torch_ddp_helpers import AbortRankOne, KillRankOne, Masks  # noqa: E402  (importable by the workers by this name)
 
 
 @pytest.fixture
@@ -91,6 +91,17 @@ def test_a_worker_that_dies_ends_training_with_one_line(importable_tests: None) 
     assert info.value.exit_code == 2
     after = fw.get_weights(model)
     assert all(np.array_equal(before[k], after[k]) for k in before)  # the model is left as it was
+
+
+def test_a_worker_killed_by_a_signal_is_named_with_its_last_words(importable_tests: None) -> None:
+    fw = TorchFramework()
+    data = load_digits(None, 0)
+    model, masks = _pruned(fw)
+    with pytest.raises(WorkerLostError) as info:
+        train(fw, model, data, SETTINGS, DataParallel(workers=2, timeout_s=30), projection=AbortRankOne(masks))
+    line = info.value.one_line()
+    assert "rank 1 was killed by SIGABRT" in line and "\n" not in line
+    assert "its last output: \"terminate called after throwing an instance of 'demo::Lost'\"" in line
 
 
 def test_a_sigdl_error_in_a_worker_comes_back_as_itself(importable_tests: None) -> None:

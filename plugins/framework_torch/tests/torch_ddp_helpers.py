@@ -28,3 +28,14 @@ class KillRankOne(Masks):
         if os.environ.get("RANK") == "1":
             os.kill(os.getpid(), signal.SIGKILL)
         super().__call__(weights)
+
+
+class AbortRankOne(Masks):
+    """A projection after which the worker of rank 1 writes a line to standard error and
+    aborts (SIGABRT), as an uncaught C++ exception does."""
+
+    def __call__(self, weights: dict[str, np.ndarray]) -> None:
+        if os.environ.get("RANK") == "1":
+            os.write(2, b"terminate called after throwing an instance of 'demo::Lost'\n")
+            os.abort()
+        super().__call__(weights)
