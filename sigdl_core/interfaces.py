@@ -331,9 +331,10 @@ class Teacher:
         if logits.ndim != 2 or not np.isfinite(logits).all():
             raise InvalidValueError("teacher logits must be a finite samples × classes array")
 
-    def check(self, samples: int, classes: int) -> None:
-        """Raises when the logits do not have one row per training sample and one column per class."""
-        if tuple(self.logits.shape) != (samples, classes):
+    def check(self, samples: int, classes: int | None = None) -> None:
+        """Raises when the logits do not have one row per training sample (and, given
+        ``classes``, one column per class)."""
+        if len(self.logits) != samples or (classes is not None and self.logits.shape[1] != classes):
             raise InvalidValueError(
                 f"teacher logits of shape {tuple(self.logits.shape)} do not match {samples} training "
                 f"samples of {classes} classes", "compute them on the same training split")

@@ -364,11 +364,10 @@ def _distillation(recipe: Recipe, framework: Framework, post_training: str | Non
                   data: ArrayDataset) -> dict[str, Any] | None:
     """How retraining distilled from the baseline (search.Workbench.teacher), or None when it
     did not (no chain, no retraining, timing-only data, distill 0, a framework that does not)."""
-    retrain = recipe.compress["retrain"]
-    weight = float(retrain.get("distill", 0.0) or 0.0)
-    if not recipe.compress["chain"] or post_training or data.timing_only or weight <= 0 or not framework.distills:
+    settings = recipe.distillation()
+    if not recipe.compress["chain"] or post_training or data.timing_only or settings is None or not framework.distills:
         return None
-    return {"teacher": "baseline", "weight": weight, "temperature": float(retrain.get("temperature", 4.0))}
+    return {"teacher": "baseline", "weight": settings[0], "temperature": settings[1]}
 
 
 def _acceleration(recipe: Recipe, candidates: list[dict[str, Any]], search_seconds: float | None) -> dict[str, Any]:

@@ -447,6 +447,13 @@ class Recipe:
         train = self.train.to_dict()
         return {k: train[k] for k in train if k in self.train_given}
 
+    def distillation(self) -> tuple[float, float] | None:
+        """``(weight, temperature)`` of retraining's distillation from the baseline, or None
+        when ``compress.retrain.distill`` is 0 (the labels alone)."""
+        r = self.compress["retrain"]
+        weight = float(r.get("distill", 0.0) or 0.0)
+        return (weight, float(r.get("temperature", 4.0))) if weight > 0 else None
+
     def retrain_settings(self) -> TrainSettings:
         """Training settings for retraining after compression (constant schedule)."""
         r = self.compress["retrain"]

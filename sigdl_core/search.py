@@ -251,14 +251,13 @@ class Workbench:
         :class:`~sigdl_core.interfaces.Teacher`): its logits on the training split, computed
         once; None when the recipe's ``compress.retrain.distill`` is 0 or the framework does
         not distil (:attr:`~sigdl_core.interfaces.Framework.distills`)."""
-        retrain = self.recipe.compress["retrain"]
-        weight = float(retrain.get("distill", 0.0) or 0.0)
-        if weight <= 0 or not self.framework.distills:
+        settings = self.recipe.distillation()
+        if settings is None or not self.framework.distills:
             return None
         if self._teacher is None:
             self.framework.set_weights(self.model, self.baseline_weights)
             logits = self.framework.logits(self.model, self.train_data or self.data, "train")
-            self._teacher = Teacher(logits=logits, weight=weight, temperature=float(retrain.get("temperature", 4.0)))
+            self._teacher = Teacher(logits=logits, weight=settings[0], temperature=settings[1])
         return self._teacher
 
     def emulate(self, onnx_path: Path) -> dict[str, dict[str, Any]]:

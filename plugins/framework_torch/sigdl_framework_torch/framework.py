@@ -639,8 +639,7 @@ def train_module(
     rank, world = (group.rank, group.world) if group is not None else (0, 1)
     soft = None
     if teacher is not None and teacher.weight > 0:
-        if len(teacher.logits) != n:
-            teacher.check(n, int(teacher.logits.shape[1]))  # one row per sample; the caller checks the classes
+        teacher.check(n)  # one row per sample; TorchFramework.train checks the classes against the model
         soft = torch.from_numpy(np.ascontiguousarray(teacher.logits, dtype=np.float32)).to(x.device)
     with torch.random.fork_rng(devices=[]), _channels_last(module) as layout, torch_threads(module):
         # dropout draws differ between ranks (each sees other samples), but not between runs
