@@ -494,6 +494,11 @@ class Framework(ABC):
             "use unstructured (magnitude) pruning for this model",
         )
 
+    def warm_up(self) -> None:
+        """Pays this process's one-time costs of training (imports, kernel registries), for a
+        worker of a pool that will retrain candidates (:func:`sigdl_core.parallel.warm_up`).
+        The default does nothing."""
+
     def training_unavailable(self, model: Model) -> str | None:
         """Why :meth:`train` cannot train ``model`` in this installation, or None (it can).
 

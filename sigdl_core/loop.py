@@ -234,11 +234,20 @@ def _concat(a: ArrayDataset, b: ArrayDataset) -> ArrayDataset:
 def run_loop(session: Session, resume: bool = False, new_data: Path | None = None) -> dict[str, Any]:
     """The whole loop; returns the report as written to ``report.json``.
 
+    The run's executor (``--jobs``, ``--cluster``; :func:`~sigdl_core.parallel.open_executor`)
+    opens once the framework is known and its workers load it while the baseline trains, so
+    that the search's first candidates do not wait for them.
+
     Baseline → re-test on the targets → (search: compress, retrain, test, encode, re-test) →
     choose → ``model.sigdl``, ``model.onnx``, target models, ``report.json|md|html`` and plots.
     Every finished piece is checkpointed in the run folder, so ``resume=True`` continues a
     killed run without redoing or losing finished work.
     """
+    with contextlib.ExitStack() as scope:
+        return _run_loop(session, resume, new_data, scope)
+
+
+def _run_loop(session: Session, resume: bool, new_data: Path | None, scope: contextlib.ExitStack) -> dict[str, Any]:
     from .budget import Budget
     from .runstore import RunStore
 
@@ -268,6 +277,15 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
             model, built = session.obtain_model(framework, data)
         result.update(framework=fw_name, dataset=data.summary(), resumed=cached is not None)
 
+    executor = None
+    if recipe.compress["chain"]:
+        from .parallel import executor_width, open_executor, warm_up
+
+        executor = scope.enter_context(open_executor(recipe.accelerate.get("jobs", 1), recipe.accelerate.get("cluster")))
+        if executor is not None:  # the workers import the framework while the baseline trains
+            for _ in range(executor_width(executor)):
+                executor.submit(warm_up, fw_name)
+
     post_training = None  # why the chain runs without retraining: the recipe's choice, or the framework's
     if recipe.compress["chain"] and recipe.retrain_settings().epochs > 0:
         post_training = framework.training_unavailable(model)
@@ -291,27 +309,26 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
     stopped = None
     chosen = None
     search_seconds = None
+    bench = None
     if recipe.compress["chain"]:
-        from .parallel import open_executor
         from .search import Workbench, choose, run_search
 
-        with open_executor(recipe.accelerate.get("jobs", 1), recipe.accelerate.get("cluster")) as executor:
-            bench = Workbench(
-                plugins=session.plugins, framework=framework, model=model, data=data, recipe=recipe, store=store,
-                baseline_weights=framework.get_weights(model), kinds=framework.layer_kinds(model),
-                baseline_top1=baseline.get("validation_accuracy"), targets=targets, budget=budget, observer=session.observer,
-                new_data=extra, train_data=train_data, executor=executor,
-            )
-            with session.stage("search", {"chain": ",".join(recipe.compress["chain"]),
-                                          "strategy": recipe.search["strategy"]}) as result:
-                search_started = time.perf_counter()
-                candidates, stopped = run_search(bench)
-                search_seconds = time.perf_counter() - search_started
-                chosen = choose(candidates)
-                result.update(candidates=len(candidates), stopped=stopped)
-            if chosen is not None:
-                with session.stage("export", {"candidate": chosen["index"]}) as result:
-                    result.update(_write_chosen(session, framework, model, bench, chosen, targets))
+        bench = Workbench(
+            plugins=session.plugins, framework=framework, model=model, data=data, recipe=recipe, store=store,
+            baseline_weights=framework.get_weights(model), kinds=framework.layer_kinds(model),
+            baseline_top1=baseline.get("validation_accuracy"), targets=targets, budget=budget, observer=session.observer,
+            new_data=extra, train_data=train_data, executor=executor,
+        )
+        with session.stage("search", {"chain": ",".join(recipe.compress["chain"]),
+                                      "strategy": recipe.search["strategy"]}) as result:
+            search_started = time.perf_counter()
+            candidates, stopped = run_search(bench)
+            search_seconds = time.perf_counter() - search_started
+            chosen = choose(candidates)
+            result.update(candidates=len(candidates), stopped=stopped)
+        if chosen is not None:
+            with session.stage("export", {"candidate": chosen["index"]}) as result:
+                result.update(_write_chosen(session, framework, model, bench, chosen, targets))
         shortfalls = chosen["shortfalls"] if chosen else []
         met = bool(chosen and chosen["met"])
     else:
@@ -346,7 +363,7 @@ def run_loop(session: Session, resume: bool = False, new_data: Path | None = Non
         "retraining": f"post-training: no retraining ({post_training})" if post_training else None,
         "distillation": _distillation(recipe, framework, post_training, data),
         "candidates": candidates,
-        "acceleration": _acceleration(recipe, candidates, search_seconds),
+        "acceleration": _acceleration(recipe, candidates, search_seconds, bench),
         "stages": session.stages,
         "files": _files(run_dir, chosen, checkpoint),
     }
@@ -370,18 +387,28 @@ def _distillation(recipe: Recipe, framework: Framework, post_training: str | Non
     return {"teacher": "baseline", "weight": settings[0], "temperature": settings[1]}
 
 
-def _acceleration(recipe: Recipe, candidates: list[dict[str, Any]], search_seconds: float | None) -> dict[str, Any]:
-    """What ran in parallel, and the search's pace (the baseline's training record, with its
-    workers, measured all-reduce/step ratio and where its time went, is in its stage)."""
+def _acceleration(recipe: Recipe, candidates: list[dict[str, Any]], search_seconds: float | None,
+                  bench: Any = None) -> dict[str, Any]:
+    """What ran in parallel, the search's pace and where its time went (``search_time``,
+    :attr:`~sigdl_core.search.Workbench.spent`); the baseline's training record, with its
+    workers, measured all-reduce/step ratio and where its time went, is in its stage."""
     acc = recipe.accelerate
     fresh = [c for c in candidates if c.get("seconds") is not None]
+    parts = []
+    if acc.get("jobs", 1) > 1 or acc.get("cluster"):
+        parts = ["sensitivity grid", "test-split re-testing (sharded)"]
+        if bench is not None and bench.lookahead:
+            parts.insert(0, f"candidates' tails, {bench.lookahead} launched ahead")
+    spent = None
+    if bench is not None:
+        spent = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in bench.spent.items()}
     return {"train_workers": acc.get("train_workers", 1), "threads_per_worker": acc.get("threads_per_worker") or 1,
             "nnodes": acc.get("nnodes", 1), "jobs": acc.get("jobs", 1), "cluster": acc.get("cluster"),
-            "parallel_parts": (["sensitivity grid", "test-split re-testing (sharded)"]
-                               if acc.get("jobs", 1) > 1 or acc.get("cluster") else []),
+            "parallel_parts": parts,
             "search_seconds": round(search_seconds, 3) if search_seconds is not None else None,
             "candidates_per_minute": (round(60 * len(fresh) / search_seconds, 2)
-                                      if search_seconds and fresh else None)}
+                                      if search_seconds and fresh else None),
+            "search_time": spent}
 
 
 def _baseline(session: Session, framework: Framework, model: Model, built: bool, data: ArrayDataset,

@@ -36,7 +36,19 @@ from typing import Any
 from .errors import BadInputError, InvalidValueError
 from .interfaces import Accuracy, ArrayDataset, Framework, Model
 
-__all__ = ["checkpoint_bytes", "map_ordered", "only_split", "open_executor", "pruned_accuracy", "sharded_accuracy"]
+__all__ = ["Submitter", "checkpoint_bytes", "executor_width", "map_ordered", "only_split", "open_executor",
+           "pruned_accuracy", "sharded_accuracy", "warm_up"]
+
+
+def _worker_init() -> None:
+    """Pool-worker initializer: one compute thread per worker (the pool's processes, not
+    their threads, share the cores; set before any numerical library starts its pool), and
+    the worker ends with the driver (:func:`_die_with_the_driver`)."""
+    import os
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    _die_with_the_driver()
 
 
 def _die_with_the_driver() -> None:
@@ -63,7 +75,7 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
     import multiprocessing
 
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_die_with_the_driver)
+                               initializer=_worker_init)
 
 
 @contextlib.contextmanager
@@ -211,3 +223,106 @@ def pruned_accuracy(framework_name: str, checkpoint: bytes, suffix: str, compres
     result = registry.compressor(compressor_name).compress(weights, kinds, params)
     framework.set_weights(model, result.weights)
     return framework.evaluate(model, data, split).top1
+
+
+def executor_width(executor: Executor | None) -> int:
+    """How many tasks ``executor`` runs at once: a local pool's processes, a Dask cluster's
+    worker threads (1 when None or unknown)."""
+    if executor is None:
+        return 1
+    if isinstance(executor, ProcessPoolExecutor):
+        return int(getattr(executor, "_max_workers", 1))
+    client = getattr(executor, "_client", None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            return max(1, sum(int(w.get("nthreads", 1)) for w in client.scheduler_info()["workers"].values()))
+    return 1
+
+
+def warm_up(framework_name: str) -> str:
+    """In a worker: loads the plugins and the framework (importing torch takes seconds) and
+    runs its :meth:`~sigdl_core.interfaces.Framework.warm_up`, so that the first real task
+    does not pay for them."""
+    from .plugins import load_plugins
+
+    load_plugins().registry.framework(framework_name).warm_up()
+    return framework_name
+
+
+class Submitter:
+    """Tasks submitted one by one to ``executor``, each read back when the caller needs it.
+
+    A local pool whose process died (:class:`BrokenProcessPool`) is rebuilt once per loss and
+    every unfinished task resubmitted, so a lost worker costs a candidate's recomputation,
+    never the candidate; Dask reschedules a lost worker's tasks itself. :attr:`executor` is
+    the live executor (a rebuilt pool replaces the one given, and is shut down by
+    :meth:`close`).
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._own: ProcessPoolExecutor | None = None
+        self._tasks: dict[int, tuple[Callable[..., Any], tuple[Any, ...], Any]] = {}
+        self._next = 0
+        self.rebuilt = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> int:
+        ticket = self._next
+        self._next += 1
+        try:
+            future = self.executor.submit(fn, *args)
+        except BrokenProcessPool:
+            if not isinstance(self.executor, ProcessPoolExecutor) or self.rebuilt >= 3:
+                raise
+            self._rebuild()
+            future = self.executor.submit(fn, *args)
+        self._tasks[ticket] = (fn, args, future)
+        return ticket
+
+    def result(self, ticket: int) -> Any:
+        """The task's result (waiting for it); the ticket is spent."""
+        while True:
+            fn, args, future = self._tasks[ticket]
+            try:
+                value = future.result()
+            except BrokenProcessPool:
+                if not isinstance(self.executor, ProcessPoolExecutor) or self.rebuilt >= 3:
+                    raise
+                self._rebuild()
+                continue
+            del self._tasks[ticket]
+            return value
+
+    def busy(self) -> int:
+        """How many submitted tasks have not finished."""
+        return sum(1 for _fn, _args, f in self._tasks.values() if not f.done())
+
+    def wait_all(self) -> None:
+        """Waits until every submitted task has finished (their results stay to be read)."""
+        from concurrent.futures import wait
+
+        wait([f for _fn, _args, f in self._tasks.values()])
+
+    def forget(self, ticket: int) -> None:
+        """The task's result is not needed: cancelled if it has not started."""
+        task = self._tasks.pop(ticket, None)
+        if task is not None:
+            task[2].cancel()
+
+    def _rebuild(self) -> None:
+        width = executor_width(self.executor)
+        if self._own is not None:
+            self._own.shutdown(wait=False, cancel_futures=True)
+        self._own = local_pool(width)
+        self.executor = self._own
+        self.rebuilt += 1
+        for ticket, (fn, args, future) in list(self._tasks.items()):
+            if not future.done() or future.exception() is not None:
+                self._tasks[ticket] = (fn, args, self.executor.submit(fn, *args))
+
+    def close(self) -> None:
+        for ticket in list(self._tasks):
+            self.forget(ticket)
+        if self._own is not None:
+            self._own.shutdown(wait=True, cancel_futures=True)
+            self._own = None

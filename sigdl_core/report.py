@@ -112,6 +112,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         d = report["distillation"]
         out += ["", f"Retraining distilled from the {d['teacher']} (soft-target weight {d['weight']:g}, "
                     f"temperature {d['temperature']:g})."]
+    acc = report.get("acceleration") or {}
+    spent = acc.get("search_time")
+    if acc.get("search_seconds") and spent:
+        where = "a Dask cluster" if acc.get("cluster") else f"{acc.get('jobs', 1)} job(s)"
+        out += ["", f"The search took {acc['search_seconds']:.1f} s on {where} "
+                    f"({acc.get('candidates_per_minute') or 0:g} candidates a minute): pruning paths "
+                    f"{spent['pruning_path_s']:.1f} s (sequential: each step retrains from the last), the rest of "
+                    f"the candidates {spent['tails_s']:.1f} s, waiting for workers "
+                    f"{spent['waiting_for_workers_s']:.1f} s, re-testing on the targets {spent['retesting_s']:.1f} s."]
     if report.get("shortfalls"):
         out += ["", "Limits missed by the " + ("chosen" if report.get("met") else "best") + " model:", ""]
         out += [f"- {s['text']}" for s in report["shortfalls"]]

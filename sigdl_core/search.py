@@ -203,9 +203,31 @@ class Workbench:
     _baseline_correct: Any = None  # the baseline's per-sample validation hits (False: not given)
     _timings: dict[str, Any] = field(default_factory=dict)  # the harness's timings by graph (timing_reuse)
     _teacher: Teacher | None = None  # the baseline's logits on the training split (distillation)
+    #: How many candidates :meth:`passes` launches ahead of the one asked for (0: serial).
+    lookahead: int = 0
+    _submitter: Any = None  # sigdl_core.parallel.Submitter of the pipeline, or None (serial)
+    _inflight: dict[str, Any] = field(default_factory=dict)  # key -> a launched candidate (see _launch)
+    _phase: Any = None  # the phase being run, its arguments and answers (see phase)
+    _context: Any = None  # the TailContext sent to workers
+    _timed_graphs: set[str] = field(default_factory=set)  # graph signatures re-tested on the targets
+    #: Where the search's time went, in seconds: the pruning paths' steps (this process),
+    #: the candidates' tails (wherever they ran), waiting for workers, the targets' re-tests,
+    #: and the work launched ahead that no phase asked for (``speculated``, ``unused``: counts).
+    spent: dict[str, float] = field(default_factory=lambda: {
+        "pruning_path_s": 0.0, "tails_s": 0.0, "waiting_for_workers_s": 0.0, "retesting_s": 0.0,
+        "launched_ahead": 0, "launched_ahead_unused": 0})
 
     def __post_init__(self) -> None:
         self.decision_data = validation_view(self.data)
+        from .accelerate import DataParallel
+
+        # candidates pipelined on the executor's workers (see passes); not when retraining is
+        # itself data-parallel: a worker retrains serially, which is not what DDP computes
+        if self.executor is not None and not DataParallel.from_recipe(self.recipe.accelerate).distributed:
+            from .parallel import Submitter, executor_width
+
+            self._submitter = Submitter(self.executor)
+            self.lookahead = max(1, executor_width(self.executor) - 1)
 
     # ------------------------------------------------------------------ pieces
 
@@ -342,17 +364,10 @@ class Workbench:
 
     # ------------------------------------------------------------------ one candidate
 
-    def candidate(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str = "",
-                  path: Sequence[Mapping[str, float]] | None = None) -> dict[str, Any]:
-        """Compresses, retrains, tests, encodes and re-tests one setting; memoized by the store.
-
-        With ``path``, the chain's first compressor (a ``prune`` one) is run as a pruning
-        path: to each per-layer sparsity of ``path`` in turn, retrained after every step
-        (its parameters in ``chain`` are the path's last point); the rest of the chain follows.
-        """
-        from .artifact import write_artifact
-        from .compression import build_artifact_layers, chain_compressors, summary
-
+    def _identity(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str,
+                  path: Sequence[Mapping[str, float]] | None) -> tuple[str, list, list | None, list[str]]:
+        """The candidate's key (a pure function of its settings), settings, path and the
+        stages it runs without retraining."""
         settings = [[name, _plain(params)] for name, params in chain]
         plain_path = [_plain(p) for p in path] if path else None
         identity = {"chain": settings, "retrain": self.recipe.compress["retrain"],
@@ -362,7 +377,23 @@ class Workbench:
         unretrained = self.unretrained(chain[1:], phase) if plain_path else []
         if unretrained:
             identity["unretrained"] = unretrained
-        key = settings_key(identity)
+        return settings_key(identity), settings, plain_path, unretrained
+
+    def candidate(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str = "",
+                  path: Sequence[Mapping[str, float]] | None = None) -> dict[str, Any]:
+        """Compresses, retrains, tests, encodes and re-tests one setting; memoized by the store.
+
+        With ``path``, the chain's first compressor (a ``prune`` one) is run as a pruning
+        path: to each per-layer sparsity of ``path`` in turn, retrained after every step
+        (its parameters in ``chain`` are the path's last point); the rest of the chain follows.
+
+        The work is cut in three: the pruning path here (:meth:`_begin`, sequential: each
+        step retrains from the last), the rest of the chain with its test and encoding
+        (:func:`candidate_tail`, on a worker when the search pipelines, see :meth:`passes`),
+        and the record with its re-test on the targets here (:meth:`_finish`). Serial or not,
+        the same functions compute the same figures from the same inputs.
+        """
+        key, _settings, _path, _un = self._identity(chain, phase, path)
         cached = self.store.lookup(key)
         if cached is not None:
             cached = self.rechecked(cached)
@@ -372,53 +403,93 @@ class Workbench:
         self.check_limits()
         self.tried += 1
         index = self.store.next_index()
-        start = time.perf_counter()
         self.observer.stage_started("compress", {"candidate": index, "phase": phase})
         self.plugins.hook.sigdl_stage_started(stage="compress", run_dir=self.store.run_dir,
-                                              info={"candidate": index, "phase": phase, "chain": settings})
+                                              info={"candidate": index, "phase": phase, "chain": _settings})
+        flight = self._inflight.pop(key, None)
+        if flight is None:
+            flight = self._launch(chain, phase, note, path)
+        return self._finish(flight)
+
+    def _begin(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str,
+               path: Sequence[Mapping[str, float]] | None) -> dict[str, Any]:
+        """The candidate's pruning path (in this process), and what its tail needs."""
+        key, settings, plain_path, unretrained = self._identity(chain, phase, path)
+        start = time.perf_counter()
         runtime = self.with_runtime_params(chain)
+        self.baseline_correct()  # evaluated before a candidate's weights go into the model
         if plain_path:
             pruned = self.pruned_along(runtime[0][0], runtime[0][1], plain_path)
-            result = pruned if len(runtime) == 1 else chain_compressors(
-                self.plugins.registry, pruned.weights, self.kinds, runtime[1:], retrain=self.retrain,
-                previous=pruned, unretrained=unretrained)
+            job = CandidateJob(weights=pruned.weights, chain=list(runtime[1:]), previous=pruned,
+                               unretrained=unretrained)
         else:
-            result = chain_compressors(self.plugins.registry, self.baseline_weights, self.kinds, runtime,
-                                       retrain=self.retrain)
-        self.baseline_correct()  # evaluated before the candidate's weights go into the model
-        accuracy = self.accuracy_of(result.weights)
-        new_acc = None
-        if self.new_data is not None:
-            self.framework.set_weights(self.model, result.weights)
-            new_acc = self.evaluate(self.new_data, "test").top1
-        layers = build_artifact_layers(result, result.weights, self.kinds)
+            job = CandidateJob(weights=self.baseline_weights, chain=list(runtime), previous=None, unretrained=[])
+        seconds = time.perf_counter() - start
+        self.spent["pruning_path_s"] += seconds
+        return {"key": key, "settings": settings, "path": plain_path, "phase": phase, "note": note, "job": job,
+                "seconds": seconds}
+
+    def _launch(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str,
+                path: Sequence[Mapping[str, float]] | None) -> dict[str, Any]:
+        """:meth:`_begin`, then the tail submitted to the pipeline's workers when it can go
+        there (its parameters are data, not callables); else it runs in :meth:`_finish`."""
+        flight = self._begin(chain, phase, note, path)
+        if self._submitter is not None and flight["job"].shippable():
+            flight["ticket"] = self._submitter.submit(_tail_in_worker, self.tail_context(flight["job"]), flight["job"])
+        return flight
+
+    def _finish(self, flight: dict[str, Any]) -> dict[str, Any]:
+        """The candidate's tail (waited for, or computed here), its artifact written, its
+        re-test on the targets and its record stored."""
+        from .artifact import write_artifact
+        from .compression import summary
+
+        start = time.perf_counter()
+        ticket = flight.get("ticket")
+        if ticket is not None:
+            out = self._submitter.result(ticket)
+            self.executor = self._submitter.executor  # a pool rebuilt after a lost worker
+            self.spent["waiting_for_workers_s"] += time.perf_counter() - start
+        else:
+            out = candidate_tail(self.plugins.registry, self.framework, self.model, self.kinds, flight["job"],
+                                 self._decision_split(), self._new_data_split(), self._emulation_floor(),
+                                 self.retrain)
+        self.spent["tails_s"] += out["seconds"]
+        accuracy = out["accuracy"]
+        index = self.store.next_index()
         artifact = self.store.artifact_path(index)
-        write_artifact(artifact, layers, {"model": self.model.architecture, "framework": self.framework.name,
-                                          "input_shape": list(self.model.input_shape),
-                                          "num_classes": self.model.num_classes, "candidate": index})
-        figures = summary(layers, artifact, self.baseline_weights)
+        write_artifact(artifact, out["layers"], {"model": self.model.architecture, "framework": self.framework.name,
+                                                 "input_shape": list(self.model.input_shape),
+                                                 "num_classes": self.model.num_classes, "candidate": index})
+        figures = summary(out["layers"], artifact, self.baseline_weights)
         record: dict[str, Any] = {
-            "index": index, "key": key, "phase": phase, "note": note, "settings": settings, "path": plain_path,
+            "index": index, "key": flight["key"], "phase": flight["phase"], "note": flight["note"],
+            "settings": flight["settings"], "path": flight["path"],
             "validation_accuracy": accuracy.top1 if accuracy else None,
             "validation_top5": accuracy.top5 if accuracy else None,
             "paired": self.paired(accuracy),
-            "new_data_accuracy": new_acc,
+            "new_data_accuracy": out["new_data_accuracy"],
             "artifact": str(artifact.relative_to(self.store.run_dir)),
             "artifact_bytes": figures["artifact_bytes"], "original_bytes": figures["original_bytes"],
             "ratio": figures["ratio"],
             "layers": {n: _layer_figures(v) for n, v in figures["layers"].items()
                        if self.kinds.get(n) in COMPRESSIBLE_KINDS},
         }
-        if self.accuracy_ok(record, margin=False):
-            self.framework.set_weights(self.model, result.weights)
+        if out["onnx"] is not None:
             with tempfile.TemporaryDirectory(prefix="sigdl-cand-") as tmp:
-                onnx_path = self.framework.export_onnx(self.model, Path(tmp) / f"candidate-{index:03d}.onnx")
+                onnx_path = Path(tmp) / f"candidate-{index:03d}.onnx"
+                onnx_path.write_bytes(out["onnx"])
+                retest = time.perf_counter()
+                alone = self._alone_for_timing(onnx_path)
                 record["targets"] = self.emulate(onnx_path)
+                self.spent["retesting_s"] += time.perf_counter() - retest
+                if alone is not None:
+                    record["timed_alone"] = alone
             record["emulated"] = True
         else:
             record["targets"] = {}
             record["emulated"] = False
-        record["seconds"] = round(time.perf_counter() - start, 3)
+        record["seconds"] = round(flight["seconds"] + out["seconds"] + time.perf_counter() - start, 3)
         record = self.rechecked(record)
         self.store.add(record)
         self.plugins.hook.sigdl_stage_finished(stage="compress", run_dir=self.store.run_dir,
@@ -426,6 +497,136 @@ class Workbench:
         self.observer.stage_finished("compress", {"seconds": record["seconds"]})
         self.observer.candidate_finished(record, cached=False)
         return record
+
+    def _alone_for_timing(self, onnx_path: Path) -> bool | None:
+        """Before the targets re-test a graph not timed yet in this run: waits until no
+        other candidate computes on the workers, so that an emulator that executes and times
+        on this machine's cores (the Atom's) times alone; later models of the graph reuse
+        that timing (:func:`~sigdl_core.emulation.timing_reuse.timing_reuse`) and only
+        execute for their accuracy. Returns whether it timed alone (None: the graph was timed
+        before)."""
+        from .emulation.timing_reuse import graph_signature
+
+        signature = graph_signature(onnx_path)
+        if signature in self._timed_graphs:
+            return None
+        self._timed_graphs.add(signature)
+        if self._submitter is not None:
+            self._submitter.wait_all()
+            return self._submitter.busy() == 0
+        return True
+
+    # ------------------------------------------------------------------ what a tail needs
+
+    def _decision_split(self) -> ArrayDataset | None:
+        from .parallel import only_split
+
+        if self.data.timing_only or self.data.y_val is None:
+            return None
+        return only_split(self.data, DECISION_SPLIT)
+
+    def _new_data_split(self) -> ArrayDataset | None:
+        from .parallel import only_split
+
+        return only_split(self.new_data, "test") if self.new_data is not None else None
+
+    def _emulation_floor(self) -> float | None:
+        """The accuracy below which a candidate is not re-tested on the targets (the
+        budget's floor, without the noise margin)."""
+        return self.budget.accuracy_floor(self.baseline_top1) if self.baseline_top1 is not None else None
+
+    def tail_context(self, job: CandidateJob) -> TailContext:
+        """What a worker needs to compute a candidate's tail; the training data and the
+        teacher's logits go only with tails that retrain (the bits phase's)."""
+        if self._context is None:
+            from .parallel import checkpoint_bytes
+
+            suffix = (self.plugins.registry.get("framework", self.framework.name).suffixes or (".model",))[0]
+            self.framework.set_weights(self.model, self.baseline_weights)
+            self._context = TailContext(
+                token=f"{id(self)}-{time.time_ns()}", framework=self.framework.name, suffix=suffix,
+                checkpoint=checkpoint_bytes(self.framework, self.model, suffix), kinds=dict(self.kinds),
+                decision=self._decision_split(), new_data=self._new_data_split(), floor=self._emulation_floor(),
+                retrain=self.recipe.retrain_settings(), train=None, teacher=None)
+        if not job.retrains(self.plugins.registry):
+            return self._context
+        if self._context.train is None and not self.data.timing_only:
+            whole = self.train_data or self.data
+            nothing_x, nothing_y = whole.x_train[:0], whole.y_train[:0]
+            train = dataclasses.replace(whole, x_val=None, y_val=None, x_test=nothing_x, y_test=nothing_y)
+            self._context = dataclasses.replace(self._context, train=train, teacher=self.teacher())
+        return self._context
+
+    # ------------------------------------------------------------------ decisions, pipelined
+
+    def passes(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str = "",
+               path: Sequence[Mapping[str, float]] | None = None, reserve: float = 0.0) -> bool:
+        """Whether the candidate keeps the accuracy (:meth:`accuracy_ok` with ``reserve``):
+        the one question every phase of the search asks.
+
+        With workers (``--jobs N``, a cluster) the search **pipelines**: while a candidate's
+        tail (the rest of its chain, its test, its encoding) runs on a worker, this process
+        already computes the pruning path of the candidate the phase will most likely ask
+        for next, and submits its tail too. Which one that is comes from replaying the
+        phase's own code (:meth:`phase`) with the answers it got so far and a guess for the
+        rest (the last answer again: ladders keep passing, bisections keep failing); a wrong
+        guess costs only work, since every answer the phase acts on is the real candidate's,
+        read in the serial order. So the candidates tried and chosen are the serial run's
+        with any number of jobs.
+        """
+        if self._phase is not None and self._submitter is not None:
+            key = self._identity(chain, phase, path)[0]
+            if self.store.lookup(key) is None and key not in self._inflight:
+                self._inflight[key] = self._launch(chain, phase, note, path)
+            self._speculate(key)
+        record = self.candidate(chain, phase, note, path)
+        passed = self.accuracy_ok(record, reserve=reserve)
+        if self._phase is not None:
+            self._phase["answers"].append((record["key"], passed))
+        return passed
+
+    def phase(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Runs one phase of the search, ``fn(bench, *args)``, so that :meth:`passes` can
+        look ahead in it (a phase is a deterministic function of its answers)."""
+        if self._submitter is None:
+            return fn(self, *args)
+        outer = self._phase
+        self._phase = {"fn": fn, "args": copy.deepcopy(args), "answers": []}
+        try:
+            return fn(self, *args)
+        finally:
+            self._phase = outer
+
+    def _speculate(self, key: str) -> None:
+        """Launches the candidates the current phase will ask for after ``key``, if each
+        answer is the guess (up to :attr:`lookahead` of them)."""
+        state = self._phase
+        answers = [passed for _k, passed in state["answers"]]
+        guess = answers[-1] if answers else True
+        dry = _Rehearsal(self, [k for k, _p in state["answers"]] + [key], answers, guess, self.lookahead)
+        try:
+            state["fn"](dry, *copy.deepcopy(state["args"]))
+        except (_Enough, SearchStopped):
+            pass
+        except _Diverged:
+            return
+        for chain, phase, note, path in dry.ahead:
+            later = self._identity(chain, phase, path)[0]
+            if self.store.lookup(later) is None and later not in self._inflight:
+                try:
+                    self._inflight[later] = self._launch(chain, phase, note, path)
+                    self.spent["launched_ahead"] += 1
+                except Exception:  # a guess the serial run may never make: if it does, it raises there
+                    return
+
+    def close(self) -> None:
+        """Drops the pipeline's speculative work that no phase asked for."""
+        self.spent["launched_ahead_unused"] += len(self._inflight)
+        if self._submitter is not None:
+            if self._submitter.rebuilt:
+                self.executor = None  # the rebuilt pool ends here; what follows runs serially
+            self._submitter.close()
+        self._inflight.clear()
 
     def unretrained(self, later: Sequence[tuple[str, Mapping[str, Any]]], phase: str) -> list[str]:
         """The stages after a pruning path that run without retraining in ``phase``: in the
@@ -501,6 +702,165 @@ class Workbench:
         record["within_margin"] = self.accuracy_ok(record)
         record["noise_margin"] = round(100 * self.noise_margin(record), 4)
         return record
+
+
+@dataclass
+class CandidateJob:
+    """A candidate's tail: the rest of its chain after the pruning path, from ``weights``
+    (and ``previous``, the path's result), with ``unretrained`` stages not retrained."""
+
+    weights: dict[str, Any]
+    chain: list[tuple[str, Mapping[str, Any]]]
+    previous: Any
+    unretrained: list[str]
+
+    def shippable(self) -> bool:
+        """Whether the tail can go to another process: its parameters are data (a gradual
+        pruner's retraining callback is not)."""
+        def data(value: Any) -> bool:
+            if isinstance(value, Mapping):
+                return all(data(v) for v in value.values())
+            if isinstance(value, (list, tuple)):
+                return all(data(v) for v in value)
+            return not callable(value)
+
+        return all(data(params) for _name, params in self.chain)
+
+    def retrains(self, registry: Any) -> bool:
+        """Whether some stage of the tail may retrain (then a worker needs the training data)."""
+        return any(name not in self.unretrained for name, _p in self.chain
+                   if registry.get("compressor", name).role not in ("encode",))
+
+
+@dataclass
+class TailContext:
+    """What every candidate's tail needs besides its own job, as a worker receives it: the
+    baseline as the framework's own checkpoint (read back by its safe loader), the
+    validation split (only), the retraining's settings, and the training split and teacher
+    for tails that retrain."""
+
+    token: str
+    framework: str
+    suffix: str
+    checkpoint: bytes
+    kinds: dict[str, str]
+    decision: ArrayDataset | None
+    new_data: ArrayDataset | None
+    floor: float | None
+    retrain: Any
+    train: ArrayDataset | None
+    teacher: Teacher | None
+
+
+def candidate_tail(registry: Any, framework: Framework, model: Model, kinds: Mapping[str, str], job: CandidateJob,
+                   decision: ArrayDataset | None, new_data: ArrayDataset | None, floor: float | None,
+                   retrain: Callable[..., Any] | None) -> dict[str, Any]:
+    """The rest of a candidate's chain, its validation accuracy, its artifact's layers and,
+    when it keeps the budget's floor, its ONNX model (bytes): the same function in the
+    search's process and on a worker."""
+    from .compression import build_artifact_layers, chain_compressors
+
+    start = time.perf_counter()
+    if job.chain:
+        result = chain_compressors(registry, job.weights, kinds, job.chain, retrain=retrain,
+                                   previous=job.previous, unretrained=job.unretrained)
+    else:
+        result = job.previous
+    accuracy = new_acc = None
+    if decision is not None:
+        framework.set_weights(model, result.weights)
+        accuracy = framework.evaluate(model, decision, DECISION_SPLIT)
+    if new_data is not None:
+        framework.set_weights(model, result.weights)
+        new_acc = framework.evaluate(model, new_data, "test").top1
+    stages = result.state.get("stages") or []
+    encoded = result.state.get("encoded_layers")
+    if encoded is not None and stages and job.chain and stages[-1]["name"] == job.chain[-1][0] \
+            and registry.get("compressor", job.chain[-1][0]).role == "encode" and not stages[-1]["retrained"]:
+        layers = list(encoded)  # the coding stage, last, encoded exactly these weights
+    else:
+        layers = build_artifact_layers(result, result.weights, kinds)
+    onnx = None
+    if floor is None or accuracy is None or accuracy.top1 >= floor - 1e-12:
+        framework.set_weights(model, result.weights)
+        with tempfile.TemporaryDirectory(prefix="sigdl-tail-") as tmp:
+            onnx = Path(framework.export_onnx(model, Path(tmp) / "candidate.onnx")).read_bytes()
+    return {"accuracy": accuracy, "new_data_accuracy": new_acc, "layers": layers, "onnx": onnx,
+            "seconds": time.perf_counter() - start}
+
+
+#: In a worker: the framework and model of the last context seen (token -> (framework, model)).
+_WORKER_MODELS: dict[str, Any] = {}
+
+
+def _tail_in_worker(context: TailContext, job: CandidateJob) -> dict[str, Any]:
+    """In a worker: :func:`candidate_tail` on the context's model (built once per context),
+    retraining serially on the context's training split."""
+    from .accelerate import train
+    from .plugins import load_plugins
+
+    registry = load_plugins().registry
+    if context.token not in _WORKER_MODELS:
+        framework = registry.framework(context.framework)
+        with tempfile.TemporaryDirectory(prefix="sigdl-tail-") as tmp:
+            path = Path(tmp) / f"baseline{context.suffix}"
+            path.write_bytes(context.checkpoint)
+            model = framework.load(path)
+        _WORKER_MODELS.clear()
+        _WORKER_MODELS[context.token] = (framework, model)
+    framework, model = _WORKER_MODELS[context.token]
+
+    def retrain(weights: dict[str, Any], projection: Any, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        framework.set_weights(model, weights)
+        settings = context.retrain
+        if overrides and settings.epochs > 0:
+            settings = dataclasses.replace(settings, **dict(overrides))
+        if settings.epochs > 0 and context.train is not None and framework.training_unavailable(model) is None:
+            train(framework, model, context.train, settings, None, projection=projection, teacher=context.teacher)
+        return framework.get_weights(model)
+
+    return candidate_tail(registry, framework, model, context.kinds, job, context.decision, context.new_data,
+                          context.floor, retrain)
+
+
+class _Enough(Exception):
+    """A rehearsal found as many candidates ahead as it looks for."""
+
+
+class _Diverged(Exception):
+    """A rehearsal's phase asked something the real run did not: no guess is made."""
+
+
+class _Rehearsal:
+    """The :class:`Workbench` as a phase sees it in a rehearsal (:meth:`Workbench._speculate`):
+    the answers the real run got, in order, then ``guess`` for every further question, whose
+    candidates are collected (``ahead``) until ``limit`` of them; nothing is computed."""
+
+    def __init__(self, bench: Workbench, keys: Sequence[str], answers: Sequence[bool], guess: bool,
+                 limit: int) -> None:
+        self._bench, self._keys, self._answers = bench, list(keys), list(answers)
+        self._guess, self._limit, self._asked = guess, limit, 0
+        self.ahead: list[tuple[Any, str, str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bench, name)
+
+    def passes(self, chain: Sequence[tuple[str, Mapping[str, Any]]], phase: str, note: str = "",
+               path: Sequence[Mapping[str, float]] | None = None, reserve: float = 0.0) -> bool:
+        j = self._asked
+        self._asked += 1
+        if j < len(self._keys):
+            if self._bench._identity(chain, phase, path)[0] != self._keys[j]:
+                raise _Diverged
+            return self._answers[j] if j < len(self._answers) else self._guess
+        self.ahead.append((copy.deepcopy(list(chain)), phase, note, copy.deepcopy(path)))
+        if len(self.ahead) >= self._limit:
+            raise _Enough
+        return self._guess
+
+    def candidate(self, *args: Any, **kwargs: Any) -> Any:
+        raise _Diverged  # a phase that reads records directly is not rehearsed
+
 
 
 def target_record(report: Any) -> dict[str, Any]:
@@ -731,23 +1091,25 @@ def run_search(bench: Workbench, on_phase: Callable[[str], None] | None = None) 
             if on_phase:
                 on_phase("strength")
             if plan.pruning_first():
-                path = _climb_strength(bench, plan, allocation, levels, bits)
+                path = bench.phase(_climb_strength, plan, allocation, levels, bits)
                 if on_phase:
                     on_phase("layers")
-                path = _push_layers(bench, plan, bits, path)
+                path = bench.phase(_push_layers, plan, bits, path)
             else:
-                best_t = _bisect_strength(bench, plan, caps, bits)
+                best_t = bench.phase(_bisect_strength, plan, caps, bits)
                 path = [sparsities_at(caps, best_t if best_t is not None else 0.25)]
         if structure is not None and "strength" not in plan.params[structure]:
             if on_phase:
                 on_phase("structure")
-            _strongest_structure(bench, plan, structure, path, bits)
+            bench.phase(_strongest_structure, plan, structure, path, bits)
         if plan.quantize:
             if on_phase:
                 on_phase("bits")
-            _fewest_bits(bench, plan, path, bits, layers)
+            bench.phase(_fewest_bits, plan, path, bits, layers)
     except SearchStopped as why:
         stopped = str(why)
+    finally:
+        bench.close()
     return bench.store.candidates(), stopped
 
 
@@ -759,9 +1121,8 @@ def _strongest_structure(bench: Workbench, plan: SearchPlan, name: str, path: li
     for strength in STRUCTURE_STRENGTHS:
         ROLE_KNOBS[("structure", "strength")](plan.params[name], strength)
         use_path = path if path and plan.pruning_first() else None
-        rec = bench.candidate(plan.build(path[-1] if path else None, bits), "structure",
-                              f"{name} strength {strength:g}", path=use_path)
-        if bench.accuracy_ok(rec, reserve=BITS_RESERVE):
+        if bench.passes(plan.build(path[-1] if path else None, bits), "structure", f"{name} strength {strength:g}",
+                        path=use_path, reserve=BITS_RESERVE):
             return
 
 
@@ -770,8 +1131,8 @@ def _path_candidate(bench: Workbench, plan: SearchPlan, path: list[dict[str, flo
     """Evaluates the chain with its pruning run along ``path``; True when it keeps the accuracy
     (in the pruning phases, with :data:`BITS_RESERVE` of the allowed drop left over)."""
     use_path = path if plan.pruning_first() else None
-    rec = bench.candidate(plan.build(path[-1], bits), phase, note, path=use_path)
-    return bench.accuracy_ok(rec, reserve=0.0 if phase == "bits" else BITS_RESERVE)
+    return bench.passes(plan.build(path[-1], bits), phase, note, path=use_path,
+                        reserve=0.0 if phase == "bits" else BITS_RESERVE)
 
 
 def total_kept(bench: Workbench, caps: Mapping[str, float], strengths: Mapping[str, float]) -> float:
@@ -882,8 +1243,7 @@ def _bisect_strength(bench: Workbench, plan: SearchPlan, caps: Mapping[str, floa
                      bits: Mapping[str, int] | None) -> float | None:
     """One-shot strengths (no path), for chains where pruning is not the first stage."""
     def ok(t: float) -> bool:
-        rec = bench.candidate(plan.build(sparsities_at(caps, t), bits), "strength", f"t={t:.4g}")
-        return bench.accuracy_ok(rec)
+        return bench.passes(plan.build(sparsities_at(caps, t), bits), "strength", f"t={t:.4g}")
 
     lo, hi = None, None  # lo passes, hi fails
     t = 1.0
@@ -928,8 +1288,7 @@ def _fewest_bits(bench: Workbench, plan: SearchPlan, path: list[dict[str, float]
             if path:
                 passed = _path_candidate(bench, plan, path, trial, "bits", f"{name}: {mid} bits")
             else:
-                rec = bench.candidate(plan.build(None, trial), "bits", f"{name}: {mid} bits")
-                passed = bench.accuracy_ok(rec)
+                passed = bench.passes(plan.build(None, trial), "bits", f"{name}: {mid} bits")
             if passed:
                 hi = mid
             else:

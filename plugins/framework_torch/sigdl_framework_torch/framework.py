@@ -527,6 +527,14 @@ class TorchFramework(Framework):
             module.train(was_training)
         return out
 
+    def warm_up(self) -> None:
+        """A process's first ``torch.optim`` optimizer imports ``torch._dynamo`` (about 1 s on
+        the 2-core machine): a pool worker pays it here, before its first retraining."""
+        weight = nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([weight], lr=0.1)
+        weight.sum().backward()
+        optimizer.step()
+
     def logits(self, model: Model, data: ArrayDataset,
                split: Literal["train", "validation", "test"] = "train") -> np.ndarray:
         if split not in ("train", "validation", "test"):
