@@ -349,7 +349,7 @@ def run_cmd(
     min_fps: Annotated[Optional[float], typer.Option("--min-fps", help="Budget: fewest fps at batch 1 on every target.")] = None,
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", help="Independent work of the search (the sensitivity grid, sharded re-testing) on this many local processes.")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", help="The search's candidates (pipelined: the same ones as serially), its sensitivity grid and sharded re-testing on this many local processes.")] = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="A Dask scheduler, tcp://host:8786, that takes that work instead of the local pool.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The run folder (default: sigdl-runs/<time>-<model>).")] = None,
     resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this folder where it stopped.")] = None,

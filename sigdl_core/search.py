@@ -209,6 +209,7 @@ class Workbench:
     _inflight: dict[str, Any] = field(default_factory=dict)  # key -> a launched candidate (see _launch)
     _phase: Any = None  # the phase being run, its arguments and answers (see phase)
     _context: Any = None  # the TailContext sent to workers
+    _last_answer: bool = True  # the last answer passes gave (the guess a new phase starts from)
     _timed_graphs: set[str] = field(default_factory=set)  # graph signatures re-tested on the targets
     #: Where the search's time went, in seconds: the pruning paths' steps (this process),
     #: the candidates' tails (wherever they ran), waiting for workers, the targets' re-tests,
@@ -572,7 +573,8 @@ class Workbench:
         rest (the last answer again: ladders keep passing, bisections keep failing); a wrong
         guess costs only work, since every answer the phase acts on is the real candidate's,
         read in the serial order. So the candidates tried and chosen are the serial run's
-        with any number of jobs.
+        with any number of jobs. (A phase's first guess is the previous phase's last answer:
+        the layers phase ends on a failing step, and the bits phase's first trials fail too.)
         """
         if self._phase is not None and self._submitter is not None:
             key = self._identity(chain, phase, path)[0]
@@ -583,6 +585,7 @@ class Workbench:
         passed = self.accuracy_ok(record, reserve=reserve)
         if self._phase is not None:
             self._phase["answers"].append((record["key"], passed))
+        self._last_answer = passed
         return passed
 
     def phase(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -602,7 +605,7 @@ class Workbench:
         answer is the guess (up to :attr:`lookahead` of them)."""
         state = self._phase
         answers = [passed for _k, passed in state["answers"]]
-        guess = answers[-1] if answers else True
+        guess = answers[-1] if answers else self._last_answer
         dry = _Rehearsal(self, [k for k, _p in state["answers"]] + [key], answers, guess, self.lookahead)
         try:
             state["fn"](dry, *copy.deepcopy(state["args"]))

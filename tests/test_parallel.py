@@ -63,3 +63,30 @@ def test_results_come_back_in_submission_order_and_bad_settings_are_one_line() -
     with pytest.raises(BadInputError, match="cannot reach the Dask scheduler"):
         with open_executor(cluster="tcp://127.0.0.1:9", connect_timeout_s=2):
             pass
+
+
+def _dies_once(marker: str, k: int) -> int:
+    """Kills its own process the first time any task runs it (the marker file says so)."""
+    import os
+    import signal
+    from pathlib import Path
+
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("died")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return k * k
+
+
+def test_a_pool_process_lost_mid_task_has_its_tasks_resubmitted(tmp_path) -> None:
+    from sigdl_core.parallel import Submitter, local_pool
+
+    pool = local_pool(2)
+    submitter = Submitter(pool)
+    try:
+        tickets = [submitter.submit(_dies_once, str(tmp_path / "died"), k) for k in range(4)]
+        assert [submitter.result(t) for t in tickets] == [0, 1, 4, 9]
+        assert submitter.rebuilt == 1 and submitter.busy() == 0
+    finally:
+        submitter.close()
+        pool.shutdown()
