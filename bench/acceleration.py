@@ -7,7 +7,7 @@ Measured:
    0.5 point), and MobileNet v1 on `synthetic:` data at a reduced resolution, where compute
    dominates the all-reduce (1024 standard-normal samples, 32 steps of 32: the `synthetic:`
    loader's 64 would be 2 steps, which time little but the first step). 1 and 2 workers are
-   interleaved (A B B A) so that the machine's load hits both alike. samples/s is the
+   interleaved (A B B A A B, the best of three each) so that the machine's load hits both alike. samples/s is the
    training loop's own (the workers' start-up and the transfer of weights are recorded
    apart, under "where time went", and in each run's wall time).
 2. The search phase of the default `sigdl run` (a real process each) with `--jobs 1`,
@@ -22,6 +22,7 @@ loaded machine mean little: the load average is recorded with them.
 
     .venv/bin/python bench/acceleration.py           # the full benchmark
     .venv/bin/python bench/acceleration.py --quick   # a reduced form (fewer epochs and candidates)
+    .venv/bin/python bench/acceleration.py --only=search   # remeasure one part, keep the other
 
 Writes bench/results/acceleration.json and bench/results/acceleration.md.
 """
@@ -110,7 +111,7 @@ def train_rows(quick: bool) -> list[dict]:
             data = dataclasses.replace(data, x_train=rng.standard_normal((keep, *shape), dtype=np.float32),
                                        y_train=rng.integers(0, data.num_classes, keep))
         measured: dict[int, list[dict]] = {1: [], 2: []}
-        for workers in (1, 2, 2, 1):
+        for workers in (1, 2, 2, 1, 1, 2):  # three runs each, interleaved: the host's noise hits both alike
             model = fw.build(arch, shape, data.num_classes, seed=0)
             waited = wait_for_quiet()
             before = load()
@@ -150,6 +151,10 @@ def search_rows(quick: bool) -> list[dict]:
     if quick:
         (folder / "recipe.yaml").write_text("limits: {max_candidates: 4}\n")
         recipe = [str(folder / "recipe.yaml")]
+    # Dask's nanny sets its workers' environment in this process's os.environ (among others
+    # MALLOC_TRIM_THRESHOLD_=65536, which made every later `sigdl run` here 30-40 % slower):
+    # the runs get the environment from before the cluster
+    environment = dict(os.environ)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
                            dashboard_address=None)
     configs = {"jobs 1": [], "jobs 2": ["--jobs", "2"],
@@ -161,15 +166,17 @@ def search_rows(quick: bool) -> list[dict]:
             out = folder / f"{n}-{label.replace(' ', '_').replace(',', '')}"
             waited = wait_for_quiet()
             before = load()
+            cpu = _busy_and_own()
             t0 = time.perf_counter()
             proc = subprocess.run([str(SIGDL), "run", *recipe, "-o", str(out), "--json", "-q", *configs[label]],
-                                  capture_output=True, text=True, cwd=ROOT)
+                                  capture_output=True, text=True, cwd=ROOT, env=environment)
             wall = time.perf_counter() - t0
+            others = others_cores(cpu, wall)
             if proc.returncode not in (0, 1):
                 raise SystemExit(f"{label}: sigdl run failed: {proc.stderr[-800:]}")
             report = json.loads(proc.stdout)
             acc = report["acceleration"]
-            runs[label].append({"label": label, "wall_s": round(wall, 2), "search_s": acc["search_seconds"],
+            runs[label].append({"others_cores": others, "label": label, "wall_s": round(wall, 2), "search_s": acc["search_seconds"],
                                 "candidates": len(report["candidates"]),
                                 "candidates_per_minute": acc["candidates_per_minute"],
                                 "search_time": acc.get("search_time"),
@@ -194,10 +201,14 @@ def search_rows(quick: bool) -> list[dict]:
 
 def main() -> None:
     quick = "--quick" in sys.argv[1:]
+    only = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--only=")), None)
     start_load = load()
-    training = train_rows(quick)
-    search = search_rows(quick)
+    kept = json.loads((RESULTS / "acceleration.json").read_text()) if only else {}
+    training = kept["training"] if only == "search" else train_rows(quick)
+    search = kept["search"] if only == "training" else search_rows(quick)
     command = "python bench/acceleration.py" + (" --quick" if quick else "")
+    if only:
+        command += f" (then --only={only}: the other part kept from the run before)"
     result = {"command": command, "quick": quick, "cpus": os.cpu_count(), "load_at_start": start_load,
               "training": training, "search": search,
               "same_choice": len({r["chosen_key"] for r in search}) == 1}
@@ -242,7 +253,7 @@ def render(result: dict) -> str:
                      f"{r['samples_per_s'][1]:.0f} | {r['samples_per_s'][2]:.0f} | "
                      f"{r['speedup']:.2f}x | {probe.get('allreduce_per_step', '—')} | {acc} | "
                      f"{r['wall_s'][1]:.1f} / {r['wall_s'][2]:.1f} ({r['wall_speedup']:.2f}x) |")
-    lines += ["", "samples/s is the training loop's (best of two runs each); a worker's start-up (importing "
+    lines += ["", "samples/s is the training loop's (best of three runs each, in the order 1 2 2 1 1 2 workers); a worker's start-up (importing "
               "torch, the probe steps that warm its kernels and optimizer, the rendezvous) and the transfer of "
               "weights are the wall time's, in the last column."
               + (f" Other processes kept {min(others):.2f}-{max(others):.2f} cores busy during the training runs "

@@ -6,8 +6,10 @@
 {cluster: ...}``), or None (serial). Dask reschedules a task whose worker was lost on another
 worker (its ``distributed.scheduler.allowed-failures``, 3 by default); the local pool is
 rebuilt once and the tasks resubmitted when one of its processes dies
-(:func:`map_ordered`). Results always come back in submission order, so what is decided
-from them does not depend on how many workers computed them.
+(:func:`map_ordered`; :class:`Submitter` for tasks submitted and read one by one, as the
+search's pipelined candidates are). Results always come back in submission order, so what
+is decided from them does not depend on how many workers computed them. Pool workers run
+one compute thread each and end with the driver.
 
 :func:`sharded_accuracy` is re-testing of one model split across the executor's workers:
 the split is cut into contiguous shards, each worker counts the correct top-1 and top-5

@@ -121,6 +121,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                     f"{spent['pruning_path_s']:.1f} s (sequential: each step retrains from the last), the rest of "
                     f"the candidates {spent['tails_s']:.1f} s, waiting for workers "
                     f"{spent['waiting_for_workers_s']:.1f} s, re-testing on the targets {spent['retesting_s']:.1f} s."]
+        share = spent["pruning_path_s"] / acc["search_seconds"]
+        if (acc.get("jobs", 1) > 1 or acc.get("cluster")) and share > 0.5:
+            out[-1] += (f" Parallel jobs pay little here: the pruning path, a chain that no number of jobs "
+                        f"shortens, took {100 * share:.0f} % of the search (docs/acceleration.md).")
     if report.get("shortfalls"):
         out += ["", "Limits missed by the " + ("chosen" if report.get("met") else "best") + " model:", ""]
         out += [f"- {s['text']}" for s in report["shortfalls"]]

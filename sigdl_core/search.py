@@ -79,6 +79,15 @@ before it is computed (a resumed run replays the same path and recomputes only w
 missing), and the retrained weights at each point of a pruning path are kept in memory, so
 that candidates sharing a path prefix (later rungs, the bits phase) do not retrain it again.
 
+With workers (``--jobs N``, ``--cluster``) the search **pipelines** its candidates
+(:meth:`Workbench.passes`): each candidate's tail (the rest of its chain after the pruning
+path, its validation test, coding and ONNX export) runs on a worker while this process
+computes the pruning-path step of the candidate the phase will most likely ask for next,
+found by replaying the phase's code with a guessed answer. Every answer a phase acts on is
+the real candidate's, read in serial order, so the candidates and the choice do not depend
+on the number of jobs; a graph is timed on the targets only while the workers are idle.
+The pruning path itself is a chain, which bounds what jobs can gain (docs/acceleration.md).
+
 The search speaks to compressors by their role (:data:`~sigdl_core.interfaces.COMPRESSOR_ROLES`)
 through :data:`ROLE_KNOBS`: a ``prune`` compressor takes ``sparsity`` as layer → fraction, a
 ``quantize`` one ``layers`` as layer → bits, a ``structure`` one (``circulant``, ``freq-prune``)
@@ -212,9 +221,10 @@ class Workbench:
     _last_answer: bool = True  # the last answer passes gave (the guess a new phase starts from)
     _timed_graphs: set[str] = field(default_factory=set)  # graph signatures re-tested on the targets
     #: Where the search's time went, in seconds: the pruning paths' steps (this process),
-    #: the candidates' tails (wherever they ran), waiting for workers, the targets' re-tests,
-    #: and the work launched ahead that no phase asked for (``speculated``, ``unused``: counts).
-    spent: dict[str, float] = field(default_factory=lambda: {
+    #: the candidates' tails (wherever they ran), waiting for workers and the targets'
+    #: re-tests; and how many candidates were launched ahead of the phase's question, and
+    #: how many of those no phase asked for (counts).
+    spent: dict[str, Any] = field(default_factory=lambda: {
         "pruning_path_s": 0.0, "tails_s": 0.0, "waiting_for_workers_s": 0.0, "retesting_s": 0.0,
         "launched_ahead": 0, "launched_ahead_unused": 0})
 
@@ -394,7 +404,7 @@ class Workbench:
         and the record with its re-test on the targets here (:meth:`_finish`). Serial or not,
         the same functions compute the same figures from the same inputs.
         """
-        key, _settings, _path, _un = self._identity(chain, phase, path)
+        key, settings, _path, _unretrained = self._identity(chain, phase, path)
         cached = self.store.lookup(key)
         if cached is not None:
             cached = self.rechecked(cached)
@@ -406,7 +416,7 @@ class Workbench:
         index = self.store.next_index()
         self.observer.stage_started("compress", {"candidate": index, "phase": phase})
         self.plugins.hook.sigdl_stage_started(stage="compress", run_dir=self.store.run_dir,
-                                              info={"candidate": index, "phase": phase, "chain": _settings})
+                                              info={"candidate": index, "phase": phase, "chain": settings})
         flight = self._inflight.pop(key, None)
         if flight is None:
             flight = self._launch(chain, phase, note, path)

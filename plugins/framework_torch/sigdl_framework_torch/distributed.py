@@ -432,8 +432,10 @@ def _worker(job_dir: str) -> None:
             # batch-norm statistics, which rank 0 keeps either way, and training's forward
             # takes the batch's statistics, not the running ones; every rank takes rank 0's
             # once, after training (below). The gradients are all-reduced as DDP does.
+            # gradient_as_bucket_view: the gradients live in DDP's all-reduce buckets, not
+            # copied into them and back every step (a MobileNet's 17 MB each way)
             return DistributedDataParallel(m, device_ids=[local_rank] if device.type == "cuda" else None,
-                                           forward_sync_buffers=False)
+                                           forward_sync_buffers=False, gradient_as_bucket_view=True)
 
         def all_reduce(loss_sum: float, correct: int) -> tuple[float, int]:
             t = torch.tensor([loss_sum, float(correct)], dtype=torch.float64, device=device)
