@@ -12,7 +12,7 @@ import contextlib
 import datetime as _dt
 import platform
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -277,14 +277,13 @@ def _run_loop(session: Session, resume: bool, new_data: Path | None, scope: cont
             model, built = session.obtain_model(framework, data)
         result.update(framework=fw_name, dataset=data.summary(), resumed=cached is not None)
 
-    executor = None
+    executor, warming = None, []
     if recipe.compress["chain"]:
         from .parallel import executor_width, open_executor, warm_up
 
         executor = scope.enter_context(open_executor(recipe.accelerate.get("jobs", 1), recipe.accelerate.get("cluster")))
         if executor is not None:  # the workers import the framework while the baseline trains
-            for _ in range(executor_width(executor)):
-                executor.submit(warm_up, fw_name)
+            warming = [executor.submit(warm_up, fw_name) for _ in range(executor_width(executor))]
 
     post_training = None  # why the chain runs without retraining: the recipe's choice, or the framework's
     if recipe.compress["chain"] and recipe.retrain_settings().epochs > 0:
@@ -300,7 +299,7 @@ def _run_loop(session: Session, resume: bool, new_data: Path | None, scope: cont
     train_data = _concat(data, extra) if extra is not None else data
 
     if cached is None:
-        cached = _baseline(session, framework, model, built, data, train_data, extra, targets)
+        cached = _baseline(session, framework, model, built, data, train_data, extra, targets, warming)
         framework.save(model, checkpoint)
         store.save("baseline.json", cached)
     baseline = cached
@@ -412,8 +411,11 @@ def _acceleration(recipe: Recipe, candidates: list[dict[str, Any]], search_secon
 
 
 def _baseline(session: Session, framework: Framework, model: Model, built: bool, data: ArrayDataset,
-              train_data: ArrayDataset, new: ArrayDataset | None, targets: list[Any]) -> dict[str, Any]:
-    """Trains a freshly built model, tests it, and re-tests it on the targets."""
+              train_data: ArrayDataset, new: ArrayDataset | None, targets: list[Any],
+              warming: Sequence[Any] = ()) -> dict[str, Any]:
+    """Trains a freshly built model, tests it, and re-tests it on the targets (once the
+    executor's ``warming`` futures are done: an emulator that times on this machine's cores
+    times alone)."""
     recipe = session.recipe
     history = None
     if built and recipe.train.epochs > 0:
@@ -436,6 +438,10 @@ def _baseline(session: Session, framework: Framework, model: Model, built: bool,
     if targets:
         from .search import validation_view
 
+        if warming:
+            from concurrent.futures import wait
+
+            wait(warming)
         with session.stage("emulate", {"targets": ",".join(t.name for t in targets), "model": "baseline"}):
             baseline_targets = _emulate(session, framework, model, validation_view(data), targets)
     return {

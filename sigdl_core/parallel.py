@@ -44,8 +44,8 @@ __all__ = ["Submitter", "checkpoint_bytes", "executor_width", "map_ordered", "on
 
 def _worker_init() -> None:
     """Pool-worker initializer: one compute thread per worker (the pool's processes, not
-    their threads, share the cores; set before any numerical library starts its pool), and
-    the worker ends with the driver (:func:`_die_with_the_driver`)."""
+    their threads, share the cores; set before the worker's first task imports torch, whose
+    thread pool reads it), and the worker ends with the driver (:func:`_die_with_the_driver`)."""
     import os
 
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
