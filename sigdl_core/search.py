@@ -218,6 +218,7 @@ class Workbench:
     _inflight: dict[str, Any] = field(default_factory=dict)  # key -> a launched candidate (see _launch)
     _phase: Any = None  # the phase being run, its arguments and answers (see phase)
     _context: Any = None  # the TailContext sent to workers
+    _context_files: Any = None  # a temporary folder of pickled contexts for a local pool's workers
     _last_answer: bool = True  # the last answer passes gave (the guess a new phase starts from)
     _timed_graphs: set[str] = field(default_factory=set)  # graph signatures re-tested on the targets
     #: Where the search's time went, in seconds: the pruning paths' steps (this process),
@@ -446,8 +447,29 @@ class Workbench:
         there (its parameters are data, not callables); else it runs in :meth:`_finish`."""
         flight = self._begin(chain, phase, note, path)
         if self._submitter is not None and flight["job"].shippable():
-            flight["ticket"] = self._submitter.submit(_tail_in_worker, self.tail_context(flight["job"]), flight["job"])
+            context = self._context_for_workers(self.tail_context(flight["job"]))
+            flight["ticket"] = self._submitter.submit(_tail_in_worker, context, flight["job"])
         return flight
+
+    def _context_for_workers(self, context: TailContext) -> TailContext | str:
+        """The context as a task carries it: for a local pool, the path of a file holding it
+        (written once; the baseline's checkpoint and the training split would otherwise be
+        pickled into every task), for a cluster whose workers may be on other machines, the
+        context itself."""
+        from concurrent.futures import ProcessPoolExecutor
+
+        if not isinstance(self._submitter.executor, ProcessPoolExecutor):
+            return context
+        import pickle
+
+        if self._context_files is None:
+            self._context_files = tempfile.TemporaryDirectory(prefix="sigdl-contexts-")
+        path = Path(self._context_files.name) / f"{context.token}-{'train' if context.train is not None else 'eval'}.pkl"
+        if not path.is_file():
+            part = path.with_suffix(".part")
+            part.write_bytes(pickle.dumps(context, protocol=pickle.HIGHEST_PROTOCOL))
+            part.replace(path)
+        return str(path)
 
     def _finish(self, flight: dict[str, Any]) -> dict[str, Any]:
         """The candidate's tail (waited for, or computed here), its artifact written, its
@@ -640,6 +662,9 @@ class Workbench:
                 self.executor = None  # the rebuilt pool ends here; what follows runs serially
             self._submitter.close()
         self._inflight.clear()
+        if self._context_files is not None:
+            self._context_files.cleanup()
+            self._context_files = None
 
     def unretrained(self, later: Sequence[tuple[str, Mapping[str, Any]]], phase: str) -> list[str]:
         """The stages after a pruning path that run without retraining in ``phase``: in the
@@ -804,14 +829,25 @@ def candidate_tail(registry: Any, framework: Framework, model: Model, kinds: Map
 
 #: In a worker: the framework and model of the last context seen (token -> (framework, model)).
 _WORKER_MODELS: dict[str, Any] = {}
+#: In a local pool's worker: the contexts read from the search's files (path -> TailContext).
+_WORKER_CONTEXTS: dict[str, TailContext] = {}
 
 
-def _tail_in_worker(context: TailContext, job: CandidateJob) -> dict[str, Any]:
+def _tail_in_worker(context: TailContext | str, job: CandidateJob) -> dict[str, Any]:
     """In a worker: :func:`candidate_tail` on the context's model (built once per context),
-    retraining serially on the context's training split."""
+    retraining serially on the context's training split. ``context`` may be the path of the
+    file the search wrote it to (:meth:`Workbench._context_for_workers`), read once."""
     from .accelerate import train
     from .plugins import load_plugins
 
+    if isinstance(context, str):
+        if context not in _WORKER_CONTEXTS:
+            import pickle
+
+            if len(_WORKER_CONTEXTS) > 2:
+                _WORKER_CONTEXTS.clear()
+            _WORKER_CONTEXTS[context] = pickle.loads(Path(context).read_bytes())  # written by the search itself
+        context = _WORKER_CONTEXTS[context]
     registry = load_plugins().registry
     if context.token not in _WORKER_MODELS:
         framework = registry.framework(context.framework)
