@@ -254,8 +254,8 @@ def warm_up(framework_name: str) -> str:
 class Submitter:
     """Tasks submitted one by one to ``executor``, each read back when the caller needs it.
 
-    A local pool whose process died (:class:`BrokenProcessPool`) is rebuilt once per loss and
-    every unfinished task resubmitted, so a lost worker costs a candidate's recomputation,
+    A local pool whose process died (:class:`BrokenProcessPool`) is rebuilt once per loss (at
+    most three times; a fourth loss is raised) and every unfinished task resubmitted, so a lost worker costs a candidate's recomputation,
     never the candidate; Dask reschedules a lost worker's tasks itself. :attr:`executor` is
     the live executor (a rebuilt pool replaces the one given, and is shut down by
     :meth:`close`).
