@@ -201,9 +201,11 @@ def checkpoint_bytes(framework: Framework, model: Model, suffix: str) -> bytes:
 
 
 def only_split(data: ArrayDataset, split: str) -> ArrayDataset:
-    """``data`` holding only ``split``'s arrays (what a worker needs to evaluate on it)."""
+    """``data`` holding only ``split``'s arrays (what a worker needs to train or evaluate on)."""
     x, y = data.arrays(split)
     empty_x, empty_y = x[:0], y[:0]
+    if split == "train":
+        return replace(data, x_val=None, y_val=None, x_test=empty_x, y_test=empty_y)
     if split == "validation":
         return replace(data, x_train=empty_x, y_train=empty_y, x_test=empty_x, y_test=empty_y, x_val=x, y_val=y)
     return replace(data, x_train=empty_x, y_train=empty_y, x_val=None, y_val=None, x_test=x, y_test=y)

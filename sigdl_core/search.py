@@ -584,10 +584,10 @@ class Workbench:
         if not job.retrains(self.plugins.registry):
             return self._context
         if self._context.train is None and not self.data.timing_only:
-            whole = self.train_data or self.data
-            nothing_x, nothing_y = whole.x_train[:0], whole.y_train[:0]
-            train = dataclasses.replace(whole, x_val=None, y_val=None, x_test=nothing_x, y_test=nothing_y)
-            self._context = dataclasses.replace(self._context, train=train, teacher=self.teacher())
+            from .parallel import only_split
+
+            self._context = dataclasses.replace(self._context, train=only_split(self.train_data or self.data, "train"),
+                                                teacher=self.teacher())
         return self._context
 
     # ------------------------------------------------------------------ decisions, pipelined
